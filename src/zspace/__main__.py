@@ -1,0 +1,3 @@
+from zspace.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Command-line entry points. Each command lives in its own module with `register(subparsers)`."""

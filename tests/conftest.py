@@ -1,0 +1,56 @@
+"""Shared test fixtures: where the offline MNIST copy lives, and a writer for small IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def _shared_data_dir() -> Path:
+    """$ZSPACE_TEST_DATA if set, else the project's shared data folder next to the checkout."""
+    override = os.environ.get("ZSPACE_TEST_DATA")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The data folder that holds ``mnist/`` with the four MNIST files (pass it as `data_dir`).
+    Read-only: copy files to tmp_path before changing them. Skips the test if MNIST is absent."""
+    root = _shared_data_dir()
+    missing = [name for name in MNIST_FILES if not (root / "mnist" / name).is_file()]
+    if missing:
+        pytest.skip(f"MNIST files not found in {root / 'mnist'} (set ZSPACE_TEST_DATA)")
+    return root
+
+
+def build_idx(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
+    """Raw (uncompressed) IDX bytes: magic number, big-endian dims, payload."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    return header + payload
+
+
+@pytest.fixture
+def write_idx(tmp_path):
+    """Returns ``write(name, magic, dims, payload, compress=True, folder=tmp_path) -> Path``, which
+    writes a (by default gzipped) IDX file whose header and payload may disagree on purpose."""
+
+    def write(name, magic, dims, payload, compress=True, folder=None):
+        path = Path(folder or tmp_path) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = build_idx(magic, dims, bytes(payload))
+        path.write_bytes(gzip.compress(data) if compress else data)
+        return path
+
+    return write
