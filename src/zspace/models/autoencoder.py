@@ -26,7 +26,7 @@ class AutoencoderConfig:
     # mlp: widths of the encoder's hidden layers (the decoder mirrors them).
     hidden_dims: list[int] = field(default_factory=lambda: [512, 256])
     # conv: channels after each stride-2 convolution (28 -> 14 -> 7).
-    channels: list[int] = field(default_factory=lambda: [32, 64])
+    channels: list[int] = field(default_factory=lambda: [24, 48])
     # transformer options (used by the transformer preset only).
     extra: dict = field(default_factory=dict)
 
@@ -117,7 +117,8 @@ class ConvDecoder(nn.Module):
 PRESETS: dict[str, tuple[type[nn.Module], type[nn.Module], dict]] = {
     "mlp": (MLPEncoder, MLPDecoder, {"hidden_dims": [512, 256]}),
     "mlp-wide": (MLPEncoder, MLPDecoder, {"hidden_dims": [1024, 512]}),
-    "conv": (ConvEncoder, ConvDecoder, {"channels": [32, 64]}),
+    "conv": (ConvEncoder, ConvDecoder, {"channels": [24, 48]}),
+    "conv-wide": (ConvEncoder, ConvDecoder, {"channels": [32, 64]}),
 }
 DEFAULT_PRESET = "conv"
 

@@ -1,0 +1,167 @@
+"""`zspace train-ae`, `zspace encode`, `zspace reconstruct`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zspace.cli.common import (
+    add_data_arguments,
+    add_training_arguments,
+    positive_float,
+    positive_int,
+)
+from zspace.errors import ZspaceError
+from zspace.figures import save_grid
+from zspace.models.autoencoder import DEFAULT_PRESET, config_for_preset, to_float_images
+from zspace.runs import RunDir
+from zspace.training.autoencoder import (
+    RUN_KIND,
+    AETrainingConfig,
+    AutoencoderConfig,
+    load_autoencoder,
+    train_autoencoder,
+)
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train-ae", help="train an autoencoder into a run folder")
+    add_data_arguments(train)
+    add_training_arguments(train)
+    train.add_argument("--preset", default=None, help=f"architecture (default {DEFAULT_PRESET})")
+    train.add_argument("--latent-dim", type=positive_int, default=None)
+    train.add_argument("--batch-size", type=positive_int, default=None)
+    train.add_argument("--lr", type=positive_float, default=None)
+    train.add_argument("--loss", choices=["bce", "mse"], default=None)
+    train.set_defaults(run=run_train)
+
+    encode = subparsers.add_parser("encode", help="images -> latent codes (.npz)")
+    encode.add_argument("run_dir", metavar="RUN", help="autoencoder run folder")
+    encode.add_argument("--split", choices=["train", "test"], default="test")
+    add_data_arguments(encode)
+    encode.add_argument("--out", required=True, help="output .npz with codes and labels")
+    encode.add_argument("--device", default="auto")
+    encode.set_defaults(run=run_encode)
+
+    reconstruct = subparsers.add_parser("reconstruct", help="grid PNG of originals/reconstructions")
+    reconstruct.add_argument("run_dir", metavar="RUN", help="autoencoder run folder")
+    add_data_arguments(reconstruct)
+    reconstruct.add_argument("-n", type=positive_int, default=16, help="images (default 16)")
+    reconstruct.add_argument("--start", type=int, default=0, help="first test image index")
+    reconstruct.add_argument("--out", required=True, help="output PNG")
+    reconstruct.add_argument("--device", default="auto")
+    reconstruct.set_defaults(run=run_reconstruct)
+
+
+def _resume_configs(args) -> tuple[AutoencoderConfig, AETrainingConfig]:
+    """On --resume the saved config wins; an explicitly different flag is a mistake."""
+    saved = RunDir(args.out).read_config(RUN_KIND)
+    model_config = AutoencoderConfig.from_dict(saved["model"])
+    training = AETrainingConfig.from_dict(saved["training"])
+    checks = {
+        "--preset": (args.preset, model_config.preset),
+        "--latent-dim": (args.latent_dim, model_config.latent_dim),
+        "--dataset": (args.dataset, training.dataset),
+        "--limit": (args.limit, training.limit),
+        "--seed": (args.seed, training.seed),
+        "--batch-size": (args.batch_size, training.batch_size),
+        "--lr": (args.lr, training.learning_rate),
+        "--loss": (args.loss, training.loss),
+    }
+    for flag, (given, stored) in checks.items():
+        if given is not None and given != stored:
+            raise ZspaceError(
+                f"{args.out} was trained with {flag} {stored}; drop {flag} to resume it"
+            )
+    if args.epochs is not None:
+        training.epochs = args.epochs  # allow extending a finished run
+    return model_config, training
+
+
+def run_train(args) -> int:
+    if args.resume and RunDir(args.out).exists():
+        model_config, training = _resume_configs(args)
+    else:
+        if args.resume:
+            print(f"zspace train-ae: no run in {args.out} yet, starting a new one")
+        model_config = config_for_preset(args.preset or DEFAULT_PRESET, args.latent_dim or 64)
+        defaults = AETrainingConfig()
+        training = AETrainingConfig(
+            dataset=args.dataset or defaults.dataset,
+            limit=args.limit,
+            epochs=args.epochs or defaults.epochs,
+            batch_size=args.batch_size or defaults.batch_size,
+            learning_rate=args.lr or defaults.learning_rate,
+            loss=args.loss or defaults.loss,
+            seed=defaults.seed if args.seed is None else args.seed,
+        )
+    train_autoencoder(
+        args.out,
+        model_config,
+        training,
+        data_dir=args.data_dir,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    metrics = RunDir(args.out).read_metrics()
+    last = metrics[-1]
+    print(
+        f"trained {model_config.preset} autoencoder for {last['epoch']} epochs: "
+        f"test MSE per pixel {last['test_mse']:.5f} -> {args.out}"
+    )
+    return 0
+
+
+def _dataset_for_run(args, run_dir: str):
+    from zspace.data import load_dataset
+
+    saved = RunDir(run_dir).read_config(RUN_KIND)
+    return load_dataset(args.dataset or saved["training"]["dataset"], data_dir=args.data_dir)
+
+
+def run_encode(args) -> int:
+    model = load_autoencoder(args.run_dir, args.device)
+    dataset = _dataset_for_run(args, args.run_dir)
+    images = dataset.train_images if args.split == "train" else dataset.test_images
+    labels = dataset.train_labels if args.split == "train" else dataset.test_labels
+    codes = encode_images(model, images)
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ZspaceError(f"--out must end in .npz, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"codes": codes.numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    np.savez(out, **arrays)
+    print(f"encoded {len(codes)} {args.split} images to {codes.shape[1]}-d codes -> {out}")
+    return 0
+
+
+@torch.no_grad()
+def encode_images(model, images_uint8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, latent_dim) codes on the CPU."""
+    device = next(model.parameters()).device
+    chunks = [
+        model.encode(to_float_images(images_uint8[i : i + batch_size].to(device))).cpu()
+        for i in range(0, len(images_uint8), batch_size)
+    ]
+    return torch.cat(chunks)
+
+
+def run_reconstruct(args) -> int:
+    model = load_autoencoder(args.run_dir, args.device)
+    dataset = _dataset_for_run(args, args.run_dir)
+    if not 0 <= args.start < len(dataset.test_images):
+        raise ZspaceError(f"--start must be in 0..{len(dataset.test_images) - 1}")
+    originals = dataset.test_images[args.start : args.start + args.n]
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        reconstructions = model(to_float_images(originals.to(device))).cpu()
+    pairs = torch.stack([to_float_images(originals), reconstructions]).squeeze(2)
+    path = save_grid(pairs, args.out)
+    print(json.dumps({"images": len(originals), "out": str(path)}))
+    return 0

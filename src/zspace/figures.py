@@ -1,0 +1,89 @@
+"""PNG figures: image grids (Pillow) and line plots (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def _as_uint8_array(images) -> np.ndarray:
+    """Accept uint8 or float [0,1] tensors/arrays shaped (..., 28, 28) or (..., 1, 28, 28)."""
+    if torch.is_tensor(images):
+        images = images.detach().cpu()
+        if images.dtype != torch.uint8:
+            images = images.clamp(0, 1).mul(255).round().to(torch.uint8)
+        images = images.numpy()
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+    if images.ndim >= 3 and images.shape[-3] == 1:
+        images = images.squeeze(-3)
+    return images
+
+
+def grid_image(images, ncols: int | None = None, padding: int = 2, scale: int = 1) -> Image.Image:
+    """Tile images into one grayscale picture.
+
+    `images` is (N, H, W) (laid out row by row in `ncols` columns) or (R, C, H, W) (one row per R).
+    """
+    array = _as_uint8_array(images)
+    if array.ndim == 4:
+        rows, ncols = array.shape[:2]
+        array = array.reshape(rows * ncols, *array.shape[2:])
+    count, height, width = array.shape
+    ncols = ncols or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / ncols))
+    canvas = np.full(
+        (rows * (height + padding) + padding, ncols * (width + padding) + padding), 64, np.uint8
+    )
+    for index in range(count):
+        row, col = divmod(index, ncols)
+        top, left = padding + row * (height + padding), padding + col * (width + padding)
+        canvas[top : top + height, left : left + width] = array[index]
+    picture = Image.fromarray(canvas, mode="L")
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    return picture
+
+
+def save_grid(images, path: str | Path, ncols: int | None = None, scale: int = 2) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid_image(images, ncols=ncols, scale=scale).save(path, format="PNG")
+    return path
+
+
+def save_line_plot(
+    series: dict[str, tuple[list, list]],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logy: bool = False,
+) -> Path:
+    """Plot named (x, y) series to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
+    for label, (xs, ys) in series.items():
+        axis.plot(xs, ys, marker="o", markersize=3, label=label)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    if logy:
+        axis.set_yscale("log")
+    if title:
+        axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+    return path

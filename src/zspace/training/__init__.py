@@ -1,0 +1,1 @@
+"""Training procedures. `loop` holds what every procedure shares: batches, schedule, resume."""

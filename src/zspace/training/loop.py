@@ -1,0 +1,141 @@
+"""The part every zspace training procedure shares: deterministic batches, a learning-rate
+schedule that is a pure function of the step, and an epoch driver that checkpoints atomically
+and resumes exactly where a killed run stopped."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from zspace.checkpoint import (
+    load_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    rng_from_tensors,
+    rng_to_tensors,
+    save_tensors,
+)
+from zspace.errors import RunError
+from zspace.runs import RunDir
+
+
+def shuffled_batches(
+    num_items: int, batch_size: int, seed: int, epoch: int, device: torch.device | str = "cpu"
+) -> Iterator[torch.Tensor]:
+    """Index tensors of a fresh permutation that depends only on (seed, epoch).
+
+    Deriving the order from the epoch number, not from a running RNG, is what makes a resumed
+    run see exactly the batches an uninterrupted run would have seen.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(num_items, generator=generator).to(device)
+    for start in range(0, num_items, batch_size):
+        yield order[start : start + batch_size]
+
+
+def one_cycle_lr(
+    step: int, total_steps: int, max_lr: float, warmup_fraction: float = 0.15
+) -> float:
+    """Linear warm-up from max_lr/25 to max_lr, then cosine decay towards zero."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+    if step < warmup:
+        return max_lr * (0.04 + 0.96 * step / warmup)
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return max_lr * (0.5 * (1.0 + math.cos(math.pi * progress)) * 0.999 + 0.001)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def progress_bar(iterable, total: int, description: str, enabled: bool = True):
+    """tqdm on stderr; silent when disabled or when stderr is not a terminal."""
+    return tqdm(
+        iterable, total=total, desc=description, leave=False, disable=None if enabled else True
+    )
+
+
+@dataclass
+class TrainingParts:
+    """What a checkpoint holds: named modules (each also saved as NAME.safetensors) and
+    optimizers."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+
+
+def save_checkpoint(run: RunDir, parts: TrainingParts, epoch: int, write_weights: bool = True):
+    """One atomic file with everything needed to resume, plus plain weight files for users."""
+    tensors: dict[str, torch.Tensor] = {}
+    metadata = {"epoch": str(epoch)}
+    for name, module in parts.modules.items():
+        for key, value in module.state_dict().items():
+            tensors[f"module.{name}.{key}"] = value
+    for name, optimizer in parts.optimizers.items():
+        optim_tensors, optim_meta = optimizer_to_tensors(optimizer, f"optim.{name}")
+        tensors.update(optim_tensors)
+        metadata.update(optim_meta)
+    tensors.update(rng_to_tensors())
+    save_tensors(run.checkpoint_path, tensors, metadata)
+    if write_weights:
+        for name, module in parts.modules.items():
+            save_tensors(run.file(f"{name}.safetensors"), module.state_dict(), {"epoch": epoch})
+
+
+def load_checkpoint(run: RunDir, parts: TrainingParts, device) -> int:
+    """Restore modules, optimizers and RNG from the run's checkpoint; returns its epoch."""
+    tensors, metadata = load_tensors(run.checkpoint_path, device=device)
+    for name, module in parts.modules.items():
+        head = f"module.{name}."
+        state = {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
+        if not state:
+            raise RunError(f"checkpoint in {run.path} has no weights for {name!r}")
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as error:
+            raise RunError(
+                f"checkpoint in {run.path} does not fit the saved config ({str(error)[:120]})"
+            ) from error
+    for name, optimizer in parts.optimizers.items():
+        optimizer_from_tensors(optimizer, tensors, metadata, f"optim.{name}")
+    rng_from_tensors(tensors)
+    return int(metadata.get("epoch", 0))
+
+
+def run_epochs(
+    run: RunDir,
+    parts: TrainingParts,
+    epochs: int,
+    train_epoch: Callable[[int], dict],
+    device,
+    resume: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    is_main_process: bool = True,
+) -> list[dict]:
+    """Drive epochs 1..epochs, logging metrics and checkpointing after each one.
+
+    With resume=True and a checkpoint present, training continues after the checkpoint's
+    epoch; metric lines a killed run wrote past that epoch are dropped.
+    """
+    start_epoch = 0
+    if resume and run.checkpoint_path.is_file():
+        start_epoch = load_checkpoint(run, parts, device)
+        if is_main_process:
+            run.keep_metrics_through(start_epoch)
+    for epoch in range(start_epoch + 1, epochs + 1):
+        started = time.perf_counter()
+        metrics = train_epoch(epoch)
+        record = {"epoch": epoch, **metrics, "seconds": round(time.perf_counter() - started, 3)}
+        if is_main_process:
+            run.append_metrics(record)
+            save_checkpoint(run, parts, epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+    return run.read_metrics()
