@@ -16,6 +16,7 @@ from zspace.cli.common import (
 )
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid
+from zspace.latent import encode_images
 from zspace.models.autoencoder import DEFAULT_PRESET, config_for_preset, to_float_images
 from zspace.runs import RunDir
 from zspace.training.autoencoder import (
@@ -139,17 +140,6 @@ def run_encode(args) -> int:
     np.savez(out, **arrays)
     print(f"encoded {len(codes)} {args.split} images to {codes.shape[1]}-d codes -> {out}")
     return 0
-
-
-@torch.no_grad()
-def encode_images(model, images_uint8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, latent_dim) codes on the CPU."""
-    device = next(model.parameters()).device
-    chunks = [
-        model.encode(to_float_images(images_uint8[i : i + batch_size].to(device))).cpu()
-        for i in range(0, len(images_uint8), batch_size)
-    ]
-    return torch.cat(chunks)
 
 
 def run_reconstruct(args) -> int:

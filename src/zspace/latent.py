@@ -1,0 +1,35 @@
+"""Moving between images and latent codes in batches, without gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from zspace.models.autoencoder import Autoencoder, to_float_images
+
+
+@torch.no_grad()
+def encode_images(model: Autoencoder, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """uint8 (N, 28, 28) or float (N, 1, 28, 28) images -> float (N, latent_dim) codes on CPU."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = [
+        model.encode(to_float_images(images[i : i + batch_size].to(device))).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0, model.latent_dim)
+
+
+@torch.no_grad()
+def decode_codes(model: Autoencoder, codes: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """float (N, latent_dim) codes -> float (N, 1, 28, 28) images in [0, 1] on CPU."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = [
+        model.decode(codes[i : i + batch_size].to(device)).cpu()
+        for i in range(0, len(codes), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
