@@ -14,10 +14,12 @@ from zspace.cli.common import (
     positive_float,
     positive_int,
 )
+from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid
 from zspace.latent import encode_images
 from zspace.models.autoencoder import DEFAULT_PRESET, config_for_preset, to_float_images
+from zspace.models.transformer import POSITIONAL_KINDS, is_transformer_preset, transformer_config
 from zspace.runs import RunDir
 from zspace.training.autoencoder import (
     RUN_KIND,
@@ -37,6 +39,12 @@ def register(subparsers) -> None:
     train.add_argument("--batch-size", type=positive_int, default=None)
     train.add_argument("--lr", type=positive_float, default=None)
     train.add_argument("--loss", choices=["bce", "mse"], default=None)
+    train.add_argument(
+        "--positional",
+        choices=POSITIONAL_KINDS,
+        default=None,
+        help="transformer presets: patch position encoding (none = ablation)",
+    )
     train.set_defaults(run=run_train)
 
     encode = subparsers.add_parser("encode", help="images -> latent codes (.npz)")
@@ -71,6 +79,7 @@ def _resume_configs(args) -> tuple[AutoencoderConfig, AETrainingConfig]:
         "--batch-size": (args.batch_size, training.batch_size),
         "--lr": (args.lr, training.learning_rate),
         "--loss": (args.loss, training.loss),
+        "--positional": (args.positional, model_config.extra.get("positional")),
     }
     for flag, (given, stored) in checks.items():
         if given is not None and given != stored:
@@ -88,7 +97,13 @@ def run_train(args) -> int:
     else:
         if args.resume:
             print(f"zspace train-ae: no run in {args.out} yet, starting a new one")
-        model_config = config_for_preset(args.preset or DEFAULT_PRESET, args.latent_dim or 64)
+        preset, latent_dim = args.preset or DEFAULT_PRESET, args.latent_dim or 64
+        if args.positional is None:
+            model_config = config_for_preset(preset, latent_dim)
+        elif is_transformer_preset(preset):
+            model_config = transformer_config(preset, latent_dim, positional=args.positional)
+        else:
+            raise ZspaceError(f"--positional applies to transformer presets only, not {preset!r}")
         defaults = AETrainingConfig()
         training = AETrainingConfig(
             dataset=args.dataset or defaults.dataset,
@@ -108,6 +123,8 @@ def run_train(args) -> int:
         resume=args.resume,
         progress=not args.no_progress,
     )
+    if not finish_process_group():
+        return 0  # under torchrun, rank 0 alone reports
     metrics = RunDir(args.out).read_metrics()
     last = metrics[-1]
     print(

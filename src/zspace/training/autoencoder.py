@@ -10,6 +10,14 @@ import torch.nn.functional as F
 
 from zspace.data import load_dataset
 from zspace.device import resolve_device
+from zspace.distributed import (
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    local_device,
+    shard_of_batch,
+    wrap_for_training,
+)
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid, save_line_plot
 from zspace.models.autoencoder import Autoencoder, AutoencoderConfig, to_float_images
@@ -89,14 +97,19 @@ def train_autoencoder(
     training = training or AETrainingConfig()
     training.validate()
     run = RunDir(out)
+    torch_device = resolve_device(device)
+    context = init_distributed(torch_device)  # no-op unless launched by torchrun
+    torch_device = local_device(torch_device, context)
     if run.exists() and not resume:
         raise ZspaceError(f"{run.path} already holds a run; pass --resume or choose another --out")
-    torch_device = resolve_device(device)
     dataset = load_dataset(training.dataset, data_dir=data_dir, limit=training.limit)
-    run.write_config(RUN_KIND, {"model": model_config.to_dict(), "training": asdict(training)})
+    barrier(context)  # every rank has checked the folder before rank 0 writes into it
+    if context.is_main:
+        run.write_config(RUN_KIND, {"model": model_config.to_dict(), "training": asdict(training)})
 
-    torch.manual_seed(training.seed)
+    torch.manual_seed(training.seed)  # same initial weights on every rank
     model = Autoencoder(model_config).to(torch_device)
+    trainable = wrap_for_training(model, context)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     # Hold the training images on the device once as floats and batch by index.
     train_images = to_float_images(dataset.train_images.to(torch_device))
@@ -108,29 +121,49 @@ def train_autoencoder(
         model.train()
         loss_sum, count = 0.0, 0
         batches = shuffled_batches(
-            len(train_images), training.batch_size, training.seed, epoch, torch_device
+            len(train_images),
+            training.batch_size,
+            training.seed,
+            epoch,
+            torch_device,
+            min_batch=context.world_size,
         )
-        bar = progress_bar(batches, steps_per_epoch, f"epoch {epoch}/{training.epochs}", progress)
+        bar = progress_bar(
+            batches,
+            steps_per_epoch,
+            f"epoch {epoch}/{training.epochs}",
+            progress and context.is_main,
+        )
         for step_in_epoch, indices in enumerate(bar):
             step = (epoch - 1) * steps_per_epoch + step_in_epoch
             set_learning_rate(optimizer, one_cycle_lr(step, total_steps, training.learning_rate))
-            images = train_images[indices]
-            loss = reconstruction_loss(model(images), images, training.loss)
+            images = train_images[shard_of_batch(indices, context)]
+            loss = reconstruction_loss(trainable(images), images, training.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(indices)
-            count += len(indices)
+            loss_sum += loss.item() * len(images)
+            count += len(images)
             if step_in_epoch % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         return {
-            "train_loss": loss_sum / count,
+            "train_loss": all_reduce_mean(loss_sum / count, context, torch_device),
             "test_mse": reconstruction_mse(model, test_images),
         }
 
     parts = TrainingParts(modules={"model": model}, optimizers={"adam": optimizer})
-    metrics = run_epochs(run, parts, training.epochs, train_epoch, torch_device, resume=resume)
-    write_autoencoder_figures(run, model, test_images, metrics)
+    metrics = run_epochs(
+        run,
+        parts,
+        training.epochs,
+        train_epoch,
+        torch_device,
+        resume=resume,
+        is_main_process=context.is_main,
+    )
+    if context.is_main:
+        write_autoencoder_figures(run, model, test_images, metrics)
+    barrier(context)
     model.eval()
     return model
 

@@ -26,17 +26,26 @@ from zspace.runs import RunDir
 
 
 def shuffled_batches(
-    num_items: int, batch_size: int, seed: int, epoch: int, device: torch.device | str = "cpu"
+    num_items: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    device: torch.device | str = "cpu",
+    min_batch: int = 1,
 ) -> Iterator[torch.Tensor]:
     """Index tensors of a fresh permutation that depends only on (seed, epoch).
 
     Deriving the order from the epoch number, not from a running RNG, is what makes a resumed
-    run see exactly the batches an uninterrupted run would have seen.
+    run see exactly the batches an uninterrupted run would have seen, and gives every
+    data-parallel rank the same global batches to split. A last batch smaller than `min_batch`
+    is dropped (under DDP, pass the world size so no rank gets an empty share).
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(num_items, generator=generator).to(device)
     for start in range(0, num_items, batch_size):
-        yield order[start : start + batch_size]
+        batch = order[start : start + batch_size]
+        if len(batch) >= min_batch:
+            yield batch
 
 
 def one_cycle_lr(
