@@ -87,3 +87,31 @@ def save_line_plot(
     figure.savefig(path, format="png")
     plt.close(figure)
     return path
+
+
+def save_scatter_by_class(
+    points: torch.Tensor, labels: torch.Tensor, path: str | Path, title: str = ""
+) -> Path:
+    """2-D points coloured by their class (0-9), with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    points, labels = np.asarray(points), np.asarray(labels)
+    figure, axis = plt.subplots(figsize=(6, 5.5), dpi=100)
+    colours = plt.get_cmap("tab10")
+    for digit in range(10):
+        chosen = labels == digit
+        axis.scatter(*points[chosen].T, s=3, alpha=0.5, color=colours(digit), label=str(digit))
+    axis.legend(markerscale=4, title="digit", loc="best", fontsize=8)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+    return path

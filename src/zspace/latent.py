@@ -33,3 +33,10 @@ def decode_codes(model: Autoencoder, codes: torch.Tensor, batch_size: int = 1000
     ]
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
+
+
+def principal_components(codes: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """Project (N, D) codes onto their top-k principal axes -> (N, k) (for 2-D maps)."""
+    centred = codes.float() - codes.float().mean(dim=0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:k].T

@@ -1,0 +1,234 @@
+"""The study's settings: one typed config, read from TOML, validated key by key.
+
+Every setting has a default; the defaults reproduce the reference study (its heads and its GAN
+presets) beside zspace's best presets and methods. `--quick` swaps in subsets and few epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zspace.errors import ZspaceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+REFERENCE_HEADS = [
+    "(softmax,10)",
+    "(relu,32)->(softmax,10)",
+    "(sigmoid,32)->(softmax,10)",
+    "(sigmoid,64)->(softmax,10)",
+    "(sigmoid,64)->(sigmoid,64)->(softmax,10)",
+]
+
+
+@dataclass
+class DataSettings:
+    dataset: str = "mnist"
+    limit: int | None = None  # use only the first N training images
+
+
+@dataclass
+class AutoencoderSettings:
+    preset: str = "conv"
+    latent_dim: int = 64
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    loss: str = "bce"
+
+
+@dataclass
+class FewshotSettings:
+    labels: int = 50
+    draws: int = 20
+    heads: list[str] = field(default_factory=lambda: list(REFERENCE_HEADS))
+    methods: list[str] = field(default_factory=lambda: ["knn", "label-propagation"])
+    label_sweep: list[int] = field(default_factory=lambda: [10, 20, 50, 100, 500, 1000])
+    sweep_draws: int = 5
+    test_limit: int | None = None  # classify only the first N test images (quick runs)
+
+
+@dataclass
+class GANSettings:
+    presets: list[str] = field(default_factory=lambda: ["reference", "default"])
+    epochs: int = 30
+    batch_size: int = 256
+
+
+@dataclass
+class InterpolationSettings:
+    pairs: int = 4
+    steps: int = 10
+
+
+@dataclass
+class EvaluationSettings:
+    samples_per_digit: int = 1000
+    classifier_epochs: int = 4
+    gmm_components: int = 4
+    pixel_gan_budget_factor: float = 1.0  # pixel baseline's wall clock / latent GAN's
+
+
+@dataclass
+class StudyConfig:
+    seed: int = 0
+    data: DataSettings = field(default_factory=DataSettings)
+    autoencoder: AutoencoderSettings = field(default_factory=AutoencoderSettings)
+    fewshot: FewshotSettings = field(default_factory=FewshotSettings)
+    gan: GANSettings = field(default_factory=GANSettings)
+    interpolation: InterpolationSettings = field(default_factory=InterpolationSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def section_json(self, name: str) -> str:
+        """A stable text of one section, used to tell which stages a change invalidates."""
+        value = getattr(self, name)
+        data = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return json.dumps(data, sort_keys=True)
+
+
+def quick_overrides() -> dict:
+    """Settings of `--quick`: subsets and few epochs, every stage still runs."""
+    return {
+        "data": {"limit": 6000},
+        "autoencoder": {"epochs": 2},
+        "fewshot": {
+            "draws": 3,
+            "label_sweep": [20, 50, 100],
+            "sweep_draws": 2,
+            "test_limit": 2000,
+        },
+        "gan": {"epochs": 4},
+        "interpolation": {"pairs": 2, "steps": 6},
+        "evaluation": {"samples_per_digit": 100, "classifier_epochs": 1},
+    }
+
+
+def _type_name(annotation) -> str:
+    return getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+
+
+def _check_value(path: str, value, annotation):
+    """Return `value` if it fits `annotation`, else raise one clear ZspaceError."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(path, value, option)
+            except ZspaceError as error:
+                errors.append(str(error))
+        raise ZspaceError(errors[0] if errors else f"{path}: bad value {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ZspaceError(f"{path} must be a list of {_type_name(item_type)}, got {value!r}")
+        return [_check_value(f"{path}[{i}]", item, item_type) for i, item in enumerate(value)]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if isinstance(value, bool) != (annotation is bool) or not isinstance(value, annotation):
+            raise ZspaceError(f"{path} must be {_type_name(annotation)}, got {value!r}")
+        return value
+    raise ZspaceError(f"{path}: unsupported setting type {annotation}")
+
+
+def _apply(target, values: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ZspaceError(f"unknown setting {path!r}; known here: {sorted(names)}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ZspaceError(f"{path} must be a table of settings, got {value!r}")
+            _apply(current, value, prefix=f"{path}.")
+        else:
+            setattr(target, key, _check_value(path, value, hints[key]))
+
+
+def _validate(config: StudyConfig) -> None:
+    positive = {
+        "autoencoder.epochs": config.autoencoder.epochs,
+        "autoencoder.latent_dim": config.autoencoder.latent_dim,
+        "autoencoder.batch_size": config.autoencoder.batch_size,
+        "fewshot.labels": config.fewshot.labels,
+        "fewshot.draws": config.fewshot.draws,
+        "fewshot.sweep_draws": config.fewshot.sweep_draws,
+        "gan.epochs": config.gan.epochs,
+        "gan.batch_size": config.gan.batch_size,
+        "interpolation.pairs": config.interpolation.pairs,
+        "interpolation.steps": config.interpolation.steps,
+        "evaluation.samples_per_digit": config.evaluation.samples_per_digit,
+        "evaluation.classifier_epochs": config.evaluation.classifier_epochs,
+        "evaluation.gmm_components": config.evaluation.gmm_components,
+    }
+    for path, value in positive.items():
+        if value < 1:
+            raise ZspaceError(f"{path} must be at least 1, got {value}")
+    if config.seed < 0:
+        raise ZspaceError(f"seed must be >= 0, got {config.seed}")
+    if config.data.limit is not None and config.data.limit < 1:
+        raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
+    if config.autoencoder.learning_rate <= 0:
+        raise ZspaceError("autoencoder.learning_rate must be positive")
+    if any(n < 1 for n in config.fewshot.label_sweep):
+        raise ZspaceError("fewshot.label_sweep must hold label counts >= 1")
+    if config.interpolation.steps < 2:
+        raise ZspaceError("interpolation.steps must be at least 2")
+    if config.evaluation.pixel_gan_budget_factor <= 0:
+        raise ZspaceError("evaluation.pixel_gan_budget_factor must be positive")
+
+
+def load_study_config(path: str | Path | None = None, quick: bool = False) -> StudyConfig:
+    """Defaults, then `--quick` overrides, then the TOML file; validated."""
+    config = StudyConfig()
+    if quick:
+        _apply(config, quick_overrides())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ZspaceError(f"config file {path} does not exist")
+        try:
+            values = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ZspaceError(f"{path} is not valid TOML ({error})") from error
+        _apply(config, values)
+    _validate(config)
+    return config
+
+
+def config_to_toml(config: StudyConfig) -> str:
+    """The effective config as TOML (what `--print-config` shows and the run folder keeps)."""
+    lines = [f"seed = {config.seed}", ""]
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        lines.append(f"[{section.name}]")
+        for item in dataclasses.fields(value):
+            setting = getattr(value, item.name)
+            if setting is None:
+                lines.append(f"# {item.name} is not set")
+            else:
+                lines.append(f"{item.name} = {json.dumps(setting)}")
+        lines.append("")
+    return "\n".join(lines)
