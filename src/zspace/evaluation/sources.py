@@ -1,0 +1,241 @@
+"""What `zspace evaluate` evaluates: an `.npz` of samples or a run folder.
+
+- `.npz` with `images` uint8 (N, 28, 28) and optional `labels` (the requested digits).
+- An autoencoder run: its reconstructions of the test set (the decoder's ceiling).
+- A GAN run (latent or pixel) or a gmm-baseline run: `per_digit` samples of each digit
+  (conditional) or `10 * per_digit` samples (unconditional), drawn through the run's sampler.
+
+Generated images are rounded to uint8 before they are judged, so evaluating a run and
+evaluating the `.npz` that `zspace sample` writes for it give the same figures.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zspace.data import load_dataset
+from zspace.errors import ZspaceError
+from zspace.evaluation.classifier import load_eval_classifier
+from zspace.evaluation.metrics import ReferenceStats, evaluate_images
+from zspace.latent import decode_codes, encode_images
+from zspace.models.autoencoder import to_uint8_images
+from zspace.runs import RunDir
+
+NUM_DIGITS = 10
+SAMPLES_PER_CALL = 1000  # below the samplers' per-call cap of 1024
+GMM_KIND = "gmm-baseline"
+
+
+def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(images uint8 (N, 28, 28), requested labels int64 (N,) or None) from a samples `.npz`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZspaceError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise ZspaceError(f"{path}: not a valid .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise ZspaceError(f"{path}: not a readable .npz file ({error})") from None
+    if "images" not in arrays:
+        raise ZspaceError(f"{path}: has no 'images' array (found: {', '.join(arrays) or 'none'})")
+    images = arrays["images"]
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ZspaceError(
+            f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
+        )
+    labels = arrays.get("labels")
+    if labels is not None:
+        if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(images),):
+            raise ZspaceError(
+                f"{path}: 'labels' must be integers of shape ({len(images)},), "
+                f"got {labels.dtype} {labels.shape}"
+            )
+        if len(labels) and (labels.min() < 0 or labels.max() >= NUM_DIGITS):
+            raise ZspaceError(f"{path}: 'labels' must lie in 0..{NUM_DIGITS - 1}")
+        labels = torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(np.ascontiguousarray(images)), labels
+
+
+def load_sampler(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """A run's sampler: gmm-baseline runs here, everything else through `zspace.load`."""
+    kind = RunDir(run_dir).read_config()["kind"]
+    if kind == GMM_KIND:
+        from zspace.evaluation.gmm import load_gmm_baseline
+
+        return load_gmm_baseline(run_dir, device)
+    import zspace
+
+    loader = getattr(zspace, "load", None)
+    if loader is None:
+        from zspace.generation import load as loader
+    return loader(run_dir, device)
+
+
+def draw_samples(sampler, per_digit: int, seed: int = 0):
+    """uint8 (M, 28, 28) images and requested labels (or None), drawn in calls of <= 1000."""
+    images, labels = [], []
+    remaining, call = per_digit if sampler.conditional else per_digit * NUM_DIGITS, 0
+    while remaining > 0:
+        size = min(remaining, SAMPLES_PER_CALL)
+        batch, batch_labels = sampler.sample_with_labels(digit=None, n=size, seed=seed + call)
+        images.append(to_uint8_images(batch))
+        if batch_labels is not None:
+            labels.append(batch_labels.long().cpu())
+        remaining -= size
+        call += 1
+    images = torch.cat(images)
+    if not labels:
+        return images, None
+    # Conditional calls return digit-major blocks; order does not matter to the metrics.
+    return images, torch.cat(labels)
+
+
+def reconstruct_test_set(autoencoder, test_images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) reconstructions of the test images: what the decoder can do at best."""
+    return to_uint8_images(decode_codes(autoencoder, encode_images(autoencoder, test_images)))
+
+
+def run_dataset_name(config: dict) -> str:
+    """The dataset a run was trained on, wherever its config keeps it (default mnist)."""
+    for path in (
+        ("training", "dataset"),
+        ("dataset",),
+        ("autoencoder", "training", "dataset"),
+        ("autoencoder", "dataset"),
+    ):
+        value = config
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            return value
+    return "mnist"
+
+
+def evaluate_source(
+    source: str | Path,
+    per_digit: int = 1000,
+    seed: int = 0,
+    ae_run: str | Path | None = None,
+    ceiling: bool = True,
+    dataset: str | None = None,
+    data_dir=None,
+    device: str = "cpu",
+    progress: bool = True,
+    classifier=None,
+    classifier_options: dict | None = None,
+) -> dict:
+    """Evaluate an `.npz` of samples or a run folder; returns a JSON-able dict.
+
+    Keys: source, kind, dataset, classifier (its key and test accuracy), samples (the
+    `evaluate_images` report), ceiling (the same for test-set reconstructions of `ae_run`, or
+    of the run's own autoencoder; None when there is none or `ceiling` is false).
+    """
+    if per_digit < 1:
+        raise ZspaceError(f"-n must be at least 1, got {per_digit}")
+    source = Path(source)
+    sampler, autoencoder = None, None
+    if source.suffix == ".npz" and not source.is_dir():
+        kind = "samples"
+        images, labels = load_samples_npz(source)
+        dataset = dataset or "mnist"
+    else:
+        config = RunDir(source).read_config()
+        kind = config["kind"]
+        dataset = dataset or run_dataset_name(config)
+        if kind == "autoencoder":
+            from zspace.training.autoencoder import load_autoencoder
+
+            autoencoder = load_autoencoder(source, device)
+        else:
+            sampler = load_sampler(source, device)
+            autoencoder = getattr(sampler, "autoencoder", None)
+    if ae_run is not None:
+        from zspace.training.autoencoder import load_autoencoder
+
+        autoencoder = load_autoencoder(ae_run, device)
+
+    data = load_dataset(dataset, data_dir=data_dir)
+    if data.test_labels is None:
+        raise ZspaceError(f"{dataset} has no test labels; evaluation needs a labelled test split")
+    if classifier is None:
+        classifier = load_eval_classifier(
+            dataset,
+            data_dir=data_dir,
+            device=device,
+            progress=progress,
+            **(classifier_options or {}),
+        )
+    reference = ReferenceStats.from_images(data.test_images, classifier)
+
+    if kind == "autoencoder":
+        images, labels = reconstruct_test_set(autoencoder, data.test_images), data.test_labels
+    elif sampler is not None:
+        images, labels = draw_samples(sampler, per_digit, seed)
+    samples = evaluate_images(images, classifier, requested_labels=labels, reference=reference)
+    ceiling_report = None
+    if ceiling and autoencoder is not None:
+        if kind == "autoencoder":
+            ceiling_report = samples
+        else:
+            reconstructions = reconstruct_test_set(autoencoder, data.test_images)
+            ceiling_report = evaluate_images(
+                reconstructions, classifier, requested_labels=data.test_labels, reference=reference
+            )
+    return {
+        "source": str(source),
+        "kind": kind,
+        "dataset": dataset,
+        "classifier": {
+            "key": classifier.info.get("key"),
+            "test_accuracy": classifier.test_accuracy,
+        },
+        "samples": samples,
+        "ceiling": ceiling_report,
+    }
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}"
+
+
+def format_report(result: dict) -> str:
+    """A readable table: one row per metric, a column for the samples and one for the ceiling."""
+    columns = [("samples", result["samples"])]
+    if result.get("ceiling") is not None and result["kind"] != "autoencoder":
+        columns.append(("AE ceiling", result["ceiling"]))
+    if result["kind"] == "autoencoder":
+        columns = [("test reconstructions", result["samples"])]
+    rows = [
+        ("images", "count"),
+        ("judged as requested digit", "requested_accuracy"),
+        ("Frechet distance (lower better)", "frechet_distance"),
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("KL(class histogram || uniform)", "kl_from_uniform"),
+        ("diversity (vs real = 1)", "diversity"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    header = " " * width + "".join(f"{name:>22}" for name, _ in columns)
+    lines = [
+        f"{result['source']} ({result['kind']}), dataset {result['dataset']}, classifier test "
+        f"accuracy {_cell(result['classifier']['test_accuracy'])}",
+        header,
+    ]
+    for label, key in rows:
+        lines.append(f"{label:<{width}}" + "".join(f"{_cell(r[key]):>22}" for _, r in columns))
+    for name, report in columns:
+        histogram = " ".join(
+            f"{d}:{share:.3f}" for d, share in enumerate(report["class_histogram"])
+        )
+        lines.append(f"class histogram ({name}): {histogram}")
+    return "\n".join(lines)
