@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "zspace.cli.data_cmd",
     "zspace.cli.autoencoder_cmds",
     "zspace.cli.evaluate_cmds",
+    "zspace.cli.gan_cmds",
+    "zspace.cli.serve_cmd",
 ]
 
 

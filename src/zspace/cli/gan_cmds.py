@@ -1,0 +1,260 @@
+"""`zspace train-gan`, `zspace sample`, `zspace interpolate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zspace.cli.common import (
+    add_data_arguments,
+    add_training_arguments,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from zspace.errors import ZspaceError
+from zspace.figures import grid_image
+from zspace.models.autoencoder import to_uint8_images
+from zspace.models.gan import DEFAULT_PRESET, PRESETS, GANConfig, config_for_preset
+from zspace.runs import RunDir
+from zspace.training.gan import SPACES, GANTrainingConfig
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train-gan", help="train a (conditional) GAN on autoencoder codes, or on pixels"
+    )
+    add_data_arguments(train)
+    add_training_arguments(train)
+    train.add_argument("--ae", default=None, help="autoencoder run whose codes the GAN learns")
+    train.add_argument(
+        "--space",
+        choices=SPACES,
+        default=None,
+        help="latent (default): GAN on AE codes; pixels: the pixel-space baseline (no --ae)",
+    )
+    train.add_argument("--conditional", action="store_true", help="condition G and D on digits")
+    train.add_argument(
+        "--preset", default=None, help=f"one of {sorted(PRESETS)} (default {DEFAULT_PRESET})"
+    )
+    train.add_argument("--batch-size", type=positive_int, default=None)
+    train.add_argument(
+        "--time-budget",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after the epoch that uses up this much training time (epochs become a cap)",
+    )
+    train.add_argument(
+        "--monitor-samples",
+        type=non_negative_int,
+        default=None,
+        help="samples classified per epoch for the mode-collapse check (default 1000; 0: off)",
+    )
+    train.set_defaults(run=run_train)
+
+    sample = subparsers.add_parser("sample", help="draw digits from a GAN run (PNG grid or .npz)")
+    sample.add_argument("run_dir", metavar="RUN", help="latent-gan or pixel-gan run folder")
+    sample.add_argument("--digit", type=int, default=None, help="0-9 (conditional runs only)")
+    sample.add_argument("-n", type=int, default=16, help="images (per digit without --digit)")
+    sample.add_argument("--seed", type=non_negative_int, default=0)
+    sample.add_argument("--out", required=True, help="grid .png, or .npz (images, labels)")
+    sample.add_argument("--device", default="cpu")
+    sample.set_defaults(run=run_sample)
+
+    interpolate = subparsers.add_parser(
+        "interpolate", help="interpolation paths between real test digits (PNG or .npz)"
+    )
+    interpolate.add_argument("run_dir", metavar="RUN", help="latent-gan (or autoencoder) run")
+    add_data_arguments(interpolate)
+    interpolate.add_argument(
+        "--pair", type=int, nargs=2, action="append", metavar=("I", "J"), help="test indices"
+    )
+    interpolate.add_argument(
+        "--digits", type=int, nargs=2, action="append", metavar=("A", "B"), help="by digit"
+    )
+    interpolate.add_argument("--pairs", type=positive_int, default=4, help="random pairs (4)")
+    interpolate.add_argument("--steps", type=positive_int, default=10, help="frames T (10)")
+    interpolate.add_argument("--seed", type=non_negative_int, default=0)
+    interpolate.add_argument("--out", required=True, help="figure .png, or paths .npz")
+    interpolate.add_argument("--metrics", default=None, help="also write the measures as JSON")
+    interpolate.add_argument("--no-classifier", action="store_true", help="skip class measures")
+    interpolate.add_argument("--device", default="cpu")
+    interpolate.set_defaults(run=run_interpolate)
+
+
+def _resume_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
+    """On --resume the saved config wins; an explicitly different flag is a mistake."""
+    from zspace.training.gan import read_saved_configs
+
+    _, model_config, training = read_saved_configs(args.out)
+    checks = {
+        "--preset": (args.preset, model_config.preset),
+        "--space": (args.space, training.space),
+        "--dataset": (args.dataset, training.dataset),
+        "--limit": (args.limit, training.limit),
+        "--seed": (args.seed, training.seed),
+        "--batch-size": (args.batch_size, model_config.batch_size),
+        "--time-budget": (args.time_budget, training.time_budget),
+        "--monitor-samples": (args.monitor_samples, training.monitor_samples),
+        "--conditional": (args.conditional or None, model_config.conditional),
+    }
+    for flag, (given, stored) in checks.items():
+        if given is not None and given != stored:
+            raise ZspaceError(f"{args.out} was trained with {flag} {stored}; drop {flag} to resume")
+    if args.epochs is not None:
+        training.epochs = args.epochs  # allow extending a finished run
+    return model_config, training
+
+
+def _new_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
+    space = args.space or "latent"
+    if space == "latent" and args.ae is None:
+        raise ZspaceError("a latent GAN needs --ae AE_RUN (or use --space pixels)")
+    if space == "pixels" and args.ae is not None:
+        raise ZspaceError("--ae is for latent GANs; drop it with --space pixels")
+    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    if space == "pixels":
+        data_dim = 28 * 28
+        overrides["generator_output"] = "tanh"  # pixels are scaled to [-1, 1]
+    else:
+        data_dim = RunDir(args.ae).read_config("autoencoder")["model"]["latent_dim"]
+    model_config = config_for_preset(
+        args.preset or DEFAULT_PRESET, data_dim, args.conditional, **overrides
+    )
+    defaults = GANTrainingConfig()
+    training = GANTrainingConfig(
+        space=space,
+        dataset=args.dataset or defaults.dataset,
+        limit=args.limit,
+        # With a time budget the epochs are only a cap.
+        epochs=args.epochs or (10_000 if args.time_budget else defaults.epochs),
+        seed=defaults.seed if args.seed is None else args.seed,
+        time_budget=args.time_budget,
+        monitor_samples=defaults.monitor_samples
+        if args.monitor_samples is None
+        else args.monitor_samples,
+    )
+    return model_config, training
+
+
+def run_train(args) -> int:
+    from zspace.training.gan import load_monitor_classifier, train_gan, training_seconds
+
+    if args.resume and RunDir(args.out).exists():
+        model_config, training = _resume_configs(args)
+        ae_run = RunDir(args.out).read_config().get("autoencoder", {}).get("source")
+        ae_run = args.ae or ae_run
+    else:
+        if args.resume:
+            print(f"zspace train-gan: no run in {args.out} yet, starting a new one")
+        model_config, training = _new_configs(args)
+        ae_run = args.ae
+    classifier = None
+    if training.monitor_samples:
+        classifier = load_monitor_classifier(args.data_dir, "cpu", not args.no_progress)
+        if classifier is None:
+            print("zspace train-gan: no evaluation classifier available; skipping the class check")
+    train_gan(
+        args.out,
+        model_config,
+        training,
+        ae_run=ae_run,
+        data_dir=args.data_dir,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+        classifier=classifier,
+    )
+    last = RunDir(args.out).read_metrics()[-1]
+    mode = "conditional " if model_config.conditional else ""
+    print(
+        f"trained {mode}{training.space} GAN ({model_config.preset}) for {last['epoch']} epochs "
+        f"in {training_seconds(args.out):.0f} s: D loss {last['d_loss']:.3f}, "
+        f"G loss {last['g_loss']:.3f} -> {args.out}"
+    )
+    return 0
+
+
+def _output_kind(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise ZspaceError(f"--out must end in .png or .npz, got {path}")
+    return suffix
+
+
+def run_sample(args) -> int:
+    from zspace.generation import load_gan
+
+    suffix = _output_kind(args.out)
+    model = load_gan(args.run_dir, args.device)
+    images, labels = model.sample_with_labels(digit=args.digit, n=args.n, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npz":
+        arrays = {"images": to_uint8_images(images).numpy()}
+        if labels is not None:
+            arrays["labels"] = labels.numpy()
+        np.savez(out, **arrays)
+    else:
+        if model.conditional and args.digit is None:
+            layout = images.reshape(10, args.n, 28, 28)  # one row per digit
+            picture = grid_image(layout, scale=2)
+        else:
+            picture = grid_image(images, ncols=min(args.n, 16), scale=2)
+        picture.save(out, format="PNG")
+    print(json.dumps({"images": len(images), "out": str(out)}))
+    return 0
+
+
+def run_interpolate(args) -> int:
+    from zspace.data import load_dataset
+    from zspace.generation import load
+    from zspace.interpolation import choose_pairs, interpolation_paths, summarize_paths
+    from zspace.training.gan import load_monitor_classifier
+
+    suffix = _output_kind(args.out)
+    if args.steps < 2:
+        raise ZspaceError(f"--steps must be at least 2, got {args.steps}")
+    saved = RunDir(args.run_dir).read_config(("latent-gan", "pixel-gan", "autoencoder"))
+    model = load(args.run_dir, args.device)
+    dataset = load_dataset(args.dataset or saved["training"]["dataset"], data_dir=args.data_dir)
+    if dataset.test_labels is None:
+        raise ZspaceError("interpolation between digits needs a labelled test set")
+    pairs = choose_pairs(dataset.test_labels, args.pairs, args.seed, args.pair, args.digits)
+    classifier = None if args.no_classifier else load_monitor_classifier(args.data_dir)
+    paths = interpolation_paths(
+        model, dataset.test_images, dataset.test_labels, pairs, args.steps, classifier, args.seed
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = torch.stack([p.frames for p in paths]).squeeze(2)  # (P, T, 28, 28)
+    if suffix == ".npz":
+        np.savez(
+            out,
+            paths=to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
+            methods=np.array([p.method for p in paths]),
+            pairs=np.array([p.pair for p in paths], dtype=np.int64),
+            digits=np.array([p.digits for p in paths], dtype=np.int64),
+        )
+    else:
+        grid_image(frames, scale=2).save(out, format="PNG")
+    summary = summarize_paths(paths)
+    if args.metrics:
+        from zspace.checkpoint import atomic_write_json
+
+        atomic_write_json(
+            Path(args.metrics),
+            {
+                "summary": summary,
+                "paths": [
+                    {"method": p.method, "pair": p.pair, "digits": p.digits, **p.measures}
+                    for p in paths
+                ],
+            },
+        )
+    print(json.dumps({"paths": len(paths), "out": str(out), "summary": summary}))
+    return 0

@@ -1,0 +1,184 @@
+"""Sampling from trained GAN runs, and `zspace.load(RUN)` for every run kind.
+
+A latent GAN makes images as decoder(unstandardise(G(noise, label))); the pixel-space baseline
+as unstandardise(G(noise, label)) reshaped to 28x28. `GANSampler` wraps both behind one API:
+
+    model = zspace.load("runs/cgan")
+    images = model.sample(digit=7, n=16, seed=3)        # float (16, 1, 28, 28) in [0, 1], CPU
+
+Noise comes from a generator seeded by (seed, digit), so the same call gives the same images,
+and row d of `sample(n=16, seed=3)` on a conditional run equals `sample(digit=d, n=16, seed=3)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zspace.device import resolve_device
+from zspace.errors import RunError, ZspaceError
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.gan import CodeScaler, GANConfig, Generator
+from zspace.runs import RunDir
+
+LATENT_GAN_KIND = "latent-gan"
+PIXEL_GAN_KIND = "pixel-gan"
+GAN_KINDS = (LATENT_GAN_KIND, PIXEL_GAN_KIND)
+MAX_SAMPLES = 1024  # per call (and per digit); larger sets are drawn in several calls
+NUM_DIGITS = 10
+
+
+def check_sample_request(digit: int | None, n: int, conditional: bool) -> None:
+    """One clear ZspaceError for a request a model cannot serve."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise ZspaceError(f"n must be a whole number from 1 to {MAX_SAMPLES}, got {n!r}")
+    if digit is None:
+        return
+    if not conditional:
+        raise ZspaceError("this run is an unconditional GAN; it cannot be asked for a digit")
+    if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < NUM_DIGITS:
+        raise ZspaceError(f"digit must be a whole number from 0 to 9, got {digit!r}")
+
+
+def noise_stream(seed: int, digit: int | None = None) -> torch.Generator:
+    """A CPU generator for (seed, digit); distinct pairs never share a stream."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ZspaceError(f"seed must be a whole number >= 0, got {seed!r}")
+    return torch.Generator().manual_seed(
+        seed * (NUM_DIGITS + 1) + (0 if digit is None else digit + 1)
+    )
+
+
+class GANSampler:
+    """A trained generator plus what turns its output into images."""
+
+    def __init__(
+        self,
+        config: GANConfig,
+        generator: Generator,
+        scaler: CodeScaler,
+        autoencoder: Autoencoder | None = None,
+        kind: str = LATENT_GAN_KIND,
+    ):
+        self.config = config
+        self.generator = generator
+        self.scaler = scaler
+        self.autoencoder = autoencoder
+        self.kind = kind
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.conditional
+
+    @property
+    def noise_dim(self) -> int:
+        return self.config.noise_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def __repr__(self) -> str:
+        mode = "conditional" if self.conditional else "unconditional"
+        return f"GANSampler({self.kind}, {mode}, preset={self.config.preset!r})"
+
+    def noise(self, n: int, seed: int = 0, digit: int | None = None) -> torch.Tensor:
+        """(n, noise_dim) standard normal noise on CPU, fixed by (seed, digit)."""
+        return torch.randn(n, self.noise_dim, generator=noise_stream(seed, digit))
+
+    @torch.no_grad()
+    def generate_codes(
+        self, noise: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 4096
+    ) -> torch.Tensor:
+        """Noise (N, noise_dim) [+ int labels (N,) or soft one-hots (N, 10)] -> data-space
+        outputs on CPU: AE codes (N, latent_dim), or flat pixels (N, 784) for a pixel GAN."""
+        if self.conditional and labels is None:
+            raise ZspaceError("this run is a conditional GAN; give a label for every noise row")
+        if not self.conditional and labels is not None:
+            raise ZspaceError("this run is an unconditional GAN; it takes no labels")
+        self.generator.eval()
+        device = self.device
+        chunks = []
+        for start in range(0, len(noise), batch_size):
+            part = noise[start : start + batch_size].to(device)
+            part_labels = None if labels is None else labels[start : start + batch_size].to(device)
+            chunks.append(self.scaler.inverse(self.generator(part, part_labels)).cpu())
+        return torch.cat(chunks) if chunks else torch.empty(0, self.config.data_dim)
+
+    @torch.no_grad()
+    def codes_to_images(self, codes: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """Data-space outputs -> float (N, 1, 28, 28) images in [0, 1] on CPU."""
+        if self.autoencoder is None:  # pixel space: the outputs are the images
+            return codes.clamp(0, 1).reshape(-1, 1, 28, 28)
+        from zspace.latent import decode_codes
+
+        return decode_codes(self.autoencoder, codes, batch_size=batch_size)
+
+    def images(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise [+ labels] -> float (N, 1, 28, 28) images in [0, 1] on CPU (no size cap)."""
+        return self.codes_to_images(self.generate_codes(noise, labels))
+
+    def sample_with_labels(
+        self, digit: int | None = None, n: int = 16, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images float (M, 1, 28, 28), labels int64 (M,) or None).
+
+        Conditional run: n images of `digit`, or without a digit n of each digit (M = 10n, in
+        digit order). Unconditional run: n images and labels None.
+        """
+        check_sample_request(digit, n, self.conditional)
+        if not self.conditional:
+            return self.images(self.noise(n, seed)), None
+        digits = [digit] if digit is not None else list(range(NUM_DIGITS))
+        noise = torch.cat([self.noise(n, seed, d) for d in digits])
+        labels = torch.tensor(digits, dtype=torch.int64).repeat_interleave(n)
+        return self.images(noise, labels), labels
+
+    def sample(self, digit: int | None = None, n: int = 16, seed: int = 0) -> torch.Tensor:
+        """float (M, 1, 28, 28) images in [0, 1] on CPU; see `sample_with_labels`."""
+        return self.sample_with_labels(digit=digit, n=n, seed=seed)[0]
+
+
+def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSampler:
+    """Rebuild a latent-gan or pixel-gan run (its autoencoder travels inside the run folder)."""
+    from zspace.models.autoencoder import AutoencoderConfig
+    from zspace.runs import load_weights_into
+
+    run = RunDir(run_dir)
+    saved = run.read_config(GAN_KINDS)
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    try:
+        config = GANConfig.from_dict(saved["model"])
+    except (KeyError, TypeError) as error:
+        raise RunError(f"{run.config_path} has no valid GAN model config") from error
+    generator = Generator(config).to(torch_device)
+    load_weights_into(generator, run, "generator.safetensors", torch_device)
+    scaler = CodeScaler(config.data_dim).to(torch_device)
+    load_weights_into(scaler, run, "scaler.safetensors", torch_device)
+    autoencoder = None
+    if saved["kind"] == LATENT_GAN_KIND:
+        if "autoencoder" not in saved:
+            raise RunError(f"{run.config_path} does not describe its autoencoder")
+        autoencoder = Autoencoder(AutoencoderConfig.from_dict(saved["autoencoder"]["model"]))
+        autoencoder = autoencoder.to(torch_device)
+        load_weights_into(autoencoder, run, "autoencoder.safetensors", torch_device)
+        autoencoder.eval()
+    generator.eval()
+    return GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"])
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """Load any zspace run folder by its kind: an Autoencoder, a GANSampler, a classifier."""
+    kind = RunDir(run_dir).read_config()["kind"]
+    if kind == "autoencoder":
+        from zspace.training.autoencoder import load_autoencoder
+
+        return load_autoencoder(run_dir, device)
+    if kind in GAN_KINDS:
+        return load_gan(run_dir, device)
+    if kind == "classifier":
+        from zspace.fewshot.classify import load_classifier
+
+        return load_classifier(run_dir)
+    raise RunError(f"{run_dir} is a {kind} run, which zspace.load does not know")

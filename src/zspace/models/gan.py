@@ -1,0 +1,250 @@
+"""Generator and discriminator MLPs for GANs over latent codes (or raw pixels).
+
+Both networks are plain `nn.Module`s built from a `GANConfig`, which is saved as JSON in the run
+folder. G maps noise (B, noise_dim) to standardised data (B, data_dim); D maps data to one score
+per row. A conditional GAN concatenates a one-hot label to the inputs of both networks (Mirza &
+Osindero 2014); one-hot rather than a learned embedding so that a label can be interpolated.
+
+`CodeScaler` holds the per-dimension mean and scale that turn raw data (AE codes, or pixels in
+[0, 1]) into what the networks see, so that samples are always returned in data space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
+
+from zspace.errors import ZspaceError
+
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "tanh": lambda: nn.Tanh(),
+    "sigmoid": lambda: nn.Sigmoid(),
+    "identity": lambda: nn.Identity(),
+}
+LOSSES = ("bce", "minimax", "hinge")
+
+
+@dataclass
+class GANConfig:
+    """Everything needed to rebuild a generator/discriminator pair and know how it was trained.
+
+    `generator_layers` / `discriminator_layers` are the hidden layers as [width, activation]
+    pairs; each network ends in a Linear to its output (data_dim for G, 1 for D).
+    """
+
+    preset: str = "reference"
+    noise_dim: int = 64
+    # What G generates and D judges: the AE's latent_dim, or 784 for the pixel-space GAN.
+    data_dim: int = 64
+    conditional: bool = False
+    num_classes: int = 10
+    generator_layers: list = field(
+        default_factory=lambda: [[256, "relu"], [512, "relu"], [512, "tanh"], [256, "sigmoid"]]
+    )
+    generator_output: str = "identity"
+    discriminator_layers: list = field(
+        default_factory=lambda: [[64, "relu"], [128, "relu"], [256, "relu"]]
+    )
+    # "sigmoid": D(x) is the probability that x is real (the reference); "identity": a raw score.
+    discriminator_output: str = "sigmoid"
+    spectral_norm: bool = False
+    # bce: D by binary cross-entropy, G by BCE against "real" (the non-saturating loss that
+    # almost every BCE implementation uses); minimax: G minimises log(1 - D(G(z))), the
+    # saturating loss of Goodfellow et al. 2014; hinge: Lim & Ye 2017 / Miyato et al. 2018.
+    loss: str = "bce"
+    # One-sided label smoothing: D's target for real data (Salimans et al. 2016).
+    real_label: float = 1.0
+    # Standardise the training data per dimension before the GAN sees it.
+    standardize: bool = False
+    learning_rate_g: float = 2e-4
+    learning_rate_d: float = 2e-4
+    betas: list = field(default_factory=lambda: [0.5, 0.999])
+    batch_size: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GANConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ZspaceError(f"unknown GAN config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        for width, activation in [*self.generator_layers, *self.discriminator_layers]:
+            if int(width) < 1 or activation not in ACTIVATIONS:
+                raise ZspaceError(f"bad GAN layer [{width}, {activation!r}]")
+        for name in (self.generator_output, self.discriminator_output):
+            if name not in ACTIVATIONS:
+                raise ZspaceError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
+        if self.loss not in LOSSES:
+            raise ZspaceError(f"unknown GAN loss {self.loss!r}; choose from {LOSSES}")
+        if self.loss == "hinge" and self.discriminator_output != "identity":
+            raise ZspaceError("the hinge loss needs discriminator_output 'identity'")
+        if self.noise_dim < 1 or self.data_dim < 1 or self.batch_size < 1:
+            raise ZspaceError("noise_dim, data_dim and batch_size must be at least 1")
+
+    @property
+    def label_dim(self) -> int:
+        return self.num_classes if self.conditional else 0
+
+
+_REFERENCE = {}  # the dataclass defaults are the reference study's design
+# Chosen by measurement (benchmarks/bench_gan.py --study); see that script for the table.
+_BETTER = {
+    "standardize": True,
+    "discriminator_output": "identity",
+    "generator_layers": [[256, "leaky_relu"], [512, "leaky_relu"], [512, "leaky_relu"]],
+    "discriminator_layers": [[512, "leaky_relu"], [512, "leaky_relu"], [256, "leaky_relu"]],
+}
+PRESETS: dict[str, dict] = {
+    "reference": _REFERENCE,
+    # The reference networks, but trained on standardised codes.
+    "reference-std": {"standardize": True},
+    # Standardised codes, leaky-ReLU MLPs with a wider D, non-saturating BCE.
+    "wide": {**_BETTER},
+    "wide-smooth": {**_BETTER, "real_label": 0.9},
+    "wide-sn": {**_BETTER, "spectral_norm": True, "learning_rate_d": 4e-4},
+    "wide-hinge": {**_BETTER, "spectral_norm": True, "loss": "hinge", "learning_rate_d": 4e-4},
+}
+DEFAULT_PRESET = "wide"
+
+
+def config_for_preset(
+    name: str, data_dim: int = 64, conditional: bool = False, **overrides
+) -> GANConfig:
+    """The config a preset name stands for, with optional overrides."""
+    if name not in PRESETS:
+        raise ZspaceError(f"unknown GAN preset {name!r}; choose from {sorted(PRESETS)}")
+    config = GANConfig(
+        preset=name, data_dim=data_dim, conditional=conditional, **PRESETS[name], **overrides
+    )
+    config.validate()
+    return config
+
+
+def _mlp(
+    in_dim: int, layers: list, out_dim: int, out_activation: str, spectral: bool
+) -> nn.Sequential:
+    """Linear + activation per hidden layer, then Linear to out_dim (+ output activation)."""
+    modules: list[nn.Module] = []
+    dims = [in_dim, *[int(width) for width, _ in layers], out_dim]
+    activations = [name for _, name in layers] + [out_activation]
+    for a, b, activation in zip(dims[:-1], dims[1:], activations):
+        linear = nn.Linear(a, b)
+        modules.append(add_spectral_norm(linear) if spectral else linear)
+        if activation != "identity":
+            modules.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*modules)
+
+
+def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
+    if labels is None:
+        return None
+    if labels.dtype.is_floating_point:  # already a (soft) one-hot, e.g. an interpolated label
+        return labels
+    return nn.functional.one_hot(labels, num_classes).float()
+
+
+class _Conditioned(nn.Module):
+    """Concatenate the one-hot label (when conditional) to the input of an MLP."""
+
+    config: GANConfig
+    layers: nn.Sequential
+
+    def _input(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.config.conditional:
+            if labels is not None:
+                raise ZspaceError("this GAN is unconditional; it takes no labels")
+            return inputs
+        if labels is None:
+            raise ZspaceError("this GAN is conditional; pass a label for every row")
+        return torch.cat([inputs, one_hot(labels, self.config.num_classes).to(inputs)], dim=1)
+
+
+class Generator(_Conditioned):
+    """(B, noise_dim) noise [+ labels] -> (B, data_dim) standardised data."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.layers = _mlp(
+            config.noise_dim + config.label_dim,
+            config.generator_layers,
+            config.data_dim,
+            config.generator_output,
+            spectral=False,
+        )
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers(self._input(noise, labels))
+
+
+class Discriminator(_Conditioned):
+    """(B, data_dim) standardised data [+ labels] -> (B,) scores.
+
+    `forward` applies the configured output activation (so the reference D returns the
+    probability that a code is real); `logits` stops before it, which the losses use because
+    BCE on logits equals BCE on sigmoid probabilities without the numerical trouble.
+    """
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.layers = _mlp(
+            config.data_dim + config.label_dim,
+            config.discriminator_layers,
+            1,
+            config.discriminator_output,
+            spectral=config.spectral_norm,
+        )
+
+    def logits(self, data: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self._input(data, labels)
+        last = len(self.layers) - (0 if self.config.discriminator_output == "identity" else 1)
+        for module in self.layers[:last]:
+            hidden = module(hidden)
+        return hidden.squeeze(1)
+
+    def forward(self, data: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers(self._input(data, labels)).squeeze(1)
+
+
+class CodeScaler(nn.Module):
+    """Per-dimension affine map between raw data and what the GAN sees: (x - mean) / scale."""
+
+    def __init__(self, data_dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(data_dim))
+        self.register_buffer("scale", torch.ones(data_dim))
+
+    def fit(self, data: torch.Tensor, per_dimension: bool = True) -> CodeScaler:
+        """Set mean and scale from training data (per dimension, or one number for all)."""
+        if per_dimension:
+            mean, scale = data.mean(0), data.std(0)
+        else:
+            mean = data.mean().expand(data.shape[1])
+            scale = data.std().expand(data.shape[1])
+        self.mean.copy_(mean)
+        self.scale.copy_(scale.clamp_min(1e-6))
+        return self
+
+    def set(self, mean: float, scale: float) -> CodeScaler:
+        self.mean.fill_(mean)
+        self.scale.fill_(scale)
+        return self
+
+    def forward(self, data: torch.Tensor) -> torch.Tensor:
+        return (data - self.mean) / self.scale
+
+    def inverse(self, standardized: torch.Tensor) -> torch.Tensor:
+        return standardized * self.scale + self.mean

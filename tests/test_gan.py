@@ -1,0 +1,391 @@
+"""Latent and pixel GANs: architectures, training, resume, sampling, zspace.load and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+import zspace
+from zspace.cli.main import main
+from zspace.errors import RunError, ZspaceError
+from zspace.generation import MAX_SAMPLES, load_gan
+from zspace.models.gan import (
+    PRESETS,
+    CodeScaler,
+    Discriminator,
+    Generator,
+    config_for_preset,
+)
+from zspace.training.gan import GANTrainingConfig, train_gan
+
+
+def _layer_summary(sequential: nn.Sequential) -> list:
+    return [
+        ("Linear", m.in_features, m.out_features) if isinstance(m, nn.Linear) else type(m).__name__
+        for m in sequential
+    ]
+
+
+def test_reference_generator_is_exactly_the_issue_design():
+    generator = Generator(config_for_preset("reference"))
+    assert _layer_summary(generator.layers) == [
+        ("Linear", 64, 256),
+        "ReLU",
+        ("Linear", 256, 512),
+        "ReLU",
+        ("Linear", 512, 512),
+        "Tanh",
+        ("Linear", 512, 256),
+        "Sigmoid",
+        ("Linear", 256, 64),
+    ]
+
+
+def test_reference_discriminator_is_exactly_the_issue_design():
+    discriminator = Discriminator(config_for_preset("reference"))
+    assert _layer_summary(discriminator.layers) == [
+        ("Linear", 64, 64),
+        "ReLU",
+        ("Linear", 64, 128),
+        "ReLU",
+        ("Linear", 128, 256),
+        "ReLU",
+        ("Linear", 256, 1),
+        "Sigmoid",
+    ]
+    codes = torch.randn(5, 64)
+    probabilities = discriminator(codes)
+    assert probabilities.shape == (5,) and (0 < probabilities).all() and (probabilities < 1).all()
+    # The losses use logits; they must be the same network before its sigmoid.
+    assert torch.allclose(torch.sigmoid(discriminator.logits(codes)), probabilities)
+    config = config_for_preset("reference")
+    assert config.loss == "bce" and not config.standardize and not config.spectral_norm
+
+
+def test_conditional_networks_see_the_label():
+    config = config_for_preset("reference", conditional=True)
+    generator, discriminator = Generator(config), Discriminator(config)
+    assert generator.layers[0].in_features == 64 + 10
+    assert discriminator.layers[0].in_features == 64 + 10
+    noise = torch.randn(4, 64)
+    a = generator(noise, torch.tensor([0, 0, 0, 0]))
+    b = generator(noise, torch.tensor([7, 7, 7, 7]))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ZspaceError, match="conditional"):
+        generator(noise)
+    with pytest.raises(ZspaceError, match="unconditional"):
+        Generator(config_for_preset("reference"))(noise, torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_and_runs(preset):
+    config = config_for_preset(preset, conditional=True)
+    noise, labels = torch.randn(3, 64), torch.tensor([1, 2, 3])
+    fake = Generator(config)(noise, labels)
+    assert fake.shape == (3, 64)
+    assert Discriminator(config).logits(fake, labels).shape == (3,)
+
+
+def test_unknown_preset_is_a_user_error():
+    with pytest.raises(ZspaceError, match="unknown GAN preset"):
+        config_for_preset("stylegan9")
+
+
+def test_code_scaler_round_trip():
+    data = torch.randn(100, 8) * 3 + 5
+    scaler = CodeScaler(8).fit(data)
+    standardized = scaler(data)
+    assert torch.allclose(standardized.mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(scaler.inverse(standardized), data, atol=1e-5)
+
+
+def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, **training):
+    settings = {"limit": 1000, "epochs": 2, "seed": 0, "monitor_samples": 0, **training}
+    return train_gan(
+        out,
+        config_for_preset(preset, conditional=conditional),
+        GANTrainingConfig(**settings),
+        ae_run=ae_run,
+        data_dir=mnist_dir,
+        device="cpu",
+        progress=False,
+    )
+
+
+def test_small_run_has_every_artifact(small_ae_run, mnist_dir, tmp_path):
+    run = tmp_path / "gan"
+    _train(run, small_ae_run, mnist_dir)
+    names = {p.name for p in run.iterdir()}
+    for expected in (
+        "config.json",
+        "generator.safetensors",
+        "discriminator.safetensors",
+        "scaler.safetensors",
+        "autoencoder.safetensors",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+    ):
+        assert expected in names
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == "latent-gan" and config["conditional"] is False
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert all(np.isfinite(m["d_loss"]) and np.isfinite(m["g_loss"]) for m in metrics)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(
+    small_ae_run, mnist_dir, tmp_path, monkeypatch
+):
+    kwargs = {"preset": "wide-sn", "conditional": True, "epochs": 3, "limit": 600}
+    _train(tmp_path / "full", small_ae_run, mnist_dir, **kwargs)
+
+    import zspace.training.loop as loop
+
+    real_save = loop.save_checkpoint
+
+    def save_then_die(run, parts, epoch, **options):
+        real_save(run, parts, epoch, **options)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    with pytest.raises(ZspaceError, match="already holds a run"):
+        _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
+    config = config_for_preset("wide-sn", conditional=True)
+    train_gan(
+        tmp_path / "cut",
+        config,
+        GANTrainingConfig(limit=600, epochs=3, seed=0, monitor_samples=0),
+        ae_run=small_ae_run,
+        data_dir=mnist_dir,
+        device="cpu",
+        resume=True,
+        progress=False,
+    )
+    for name in ("generator", "discriminator"):
+        reference = load_file(str(tmp_path / "full" / f"{name}.safetensors"))
+        resumed = load_file(str(tmp_path / "cut" / f"{name}.safetensors"))
+        assert all(torch.equal(reference[k], resumed[k]) for k in reference), name
+    epochs = [
+        json.loads(line)["epoch"]
+        for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def cgan_run(small_ae_run, mnist_dir, tmp_path_factory):
+    """A conditional latent GAN (default preset) trained briefly on 10,000 codes."""
+    out = tmp_path_factory.mktemp("cgan") / "run"
+    _train(out, small_ae_run, mnist_dir, preset="wide", conditional=True, limit=10_000, epochs=4)
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_classifier(mnist_dir, tmp_path_factory):
+    from zspace.evaluation.classifier import load_eval_classifier
+
+    return load_eval_classifier(
+        data_dir=mnist_dir,
+        cache_dir=tmp_path_factory.mktemp("clf"),
+        progress=False,
+        limit=4000,
+        epochs=2,
+    )
+
+
+def test_conditioning_gives_the_requested_digit(cgan_run, quick_classifier):
+    model = zspace.load(cgan_run)
+    assert model.conditional
+    images, labels = model.sample_with_labels(n=30, seed=1)
+    assert images.shape == (300, 1, 28, 28) and labels.tolist() == sorted(labels.tolist())
+    predicted, _ = quick_classifier.predict(images)
+    accuracy = (predicted == labels).float().mean().item()
+    assert accuracy > 0.6, accuracy  # chance is 0.1
+
+
+def test_same_seed_same_images(cgan_run):
+    model = zspace.load(cgan_run)
+    first = model.sample(digit=7, n=16, seed=3)
+    assert first.shape == (16, 1, 28, 28) and first.dtype == torch.float32
+    assert 0 <= first.min() and first.max() <= 1
+    assert torch.equal(first, zspace.load(cgan_run).sample(digit=7, n=16, seed=3))
+    assert not torch.equal(first, model.sample(digit=7, n=16, seed=4))
+    # Row d of the all-digits sample is the single-digit sample with the same seed.
+    every_digit = model.sample(n=16, seed=3)
+    assert torch.equal(every_digit[7 * 16 : 8 * 16], first)
+    codes = model.generate_codes(model.noise(5, seed=0), torch.full((5,), 2))
+    assert codes.shape == (5, 64)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"digit": 10, "n": 4}, "digit must be"),
+        ({"digit": -1, "n": 4}, "digit must be"),
+        ({"digit": 3, "n": 0}, "n must be"),
+        ({"digit": 3, "n": MAX_SAMPLES + 1}, "n must be"),
+    ],
+)
+def test_bad_sample_requests(cgan_run, kwargs, message):
+    with pytest.raises(ZspaceError, match=message):
+        zspace.load(cgan_run).sample(**kwargs)
+
+
+def test_unconditional_run_refuses_a_digit(small_ae_run, mnist_dir, tmp_path, capsys):
+    run = tmp_path / "gan"
+    model = _train(run, small_ae_run, mnist_dir, epochs=1)
+    assert not model.conditional
+    images, labels = zspace.load(run).sample_with_labels(n=5, seed=0)
+    assert images.shape == (5, 1, 28, 28) and labels is None
+    with pytest.raises(ZspaceError, match="unconditional"):
+        zspace.load(run).sample(digit=3, n=2)
+    assert main(["sample", str(run), "--digit", "3", "--out", str(tmp_path / "s.npz")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unconditional" in err[0]
+    assert main(["sample", str(run), "-n", "6", "--out", str(tmp_path / "u.npz")]) == 0
+    with np.load(tmp_path / "u.npz") as arrays:
+        assert arrays["images"].shape == (6, 28, 28) and "labels" not in arrays
+
+
+def test_load_dispatches_on_kind(small_ae_run, tmp_path):
+    from zspace.models.autoencoder import Autoencoder
+
+    assert isinstance(zspace.load(small_ae_run), Autoencoder)
+    with pytest.raises(RunError, match="not a zspace run"):
+        zspace.load(tmp_path)
+    with pytest.raises(RunError, match="does not exist"):
+        zspace.load(tmp_path / "missing")
+    with pytest.raises(RunError, match="expected latent-gan"):
+        load_gan(small_ae_run)
+
+
+def test_cli_sample_formats(cgan_run, tmp_path, capsys):
+    out = tmp_path / "seven.npz"
+    assert (
+        main(
+            ["sample", str(cgan_run), "--digit", "7", "-n", "16", "--seed", "3", "--out", str(out)]
+        )
+        == 0
+    )
+    with np.load(out) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
+    assert images.shape == (16, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (16,) and (labels == 7).all()
+    expected = zspace.load(cgan_run).sample(digit=7, n=16, seed=3)
+    expected = expected.mul(255).round().to(torch.uint8).squeeze(1).numpy()
+    assert np.array_equal(images, expected)
+    # Light digit on dark: the border is dark, as in MNIST.
+    assert images[:, 0, :].mean() < 40
+
+    assert main(["sample", str(cgan_run), "-n", "3", "--out", str(tmp_path / "all.npz")]) == 0
+    with np.load(tmp_path / "all.npz") as arrays:
+        assert arrays["images"].shape == (30, 28, 28)
+        assert arrays["labels"].tolist() == [d for d in range(10) for _ in range(3)]
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(cgan_run), "-n", "4", "--out", str(grid)]) == 0
+    from PIL import Image
+
+    with Image.open(grid) as picture:
+        assert picture.format == "PNG" and picture.height > picture.width  # 10 rows of 4
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "RUN", "--digit", "11", "--out", "x.npz"], "digit must be"),
+        (["sample", "RUN", "-n", "0", "--out", "x.npz"], "n must be"),
+        (["sample", "RUN", "-n", "5000", "--out", "x.npz"], "n must be"),
+        (["sample", "RUN", "--out", "x.jpg"], "must end in .png or .npz"),
+        (["sample", "/no/such/run", "--out", "x.npz"], "does not exist"),
+        (["train-gan", "--out", "g", "--epochs", "1"], "needs --ae"),
+        (["train-gan", "--out", "g", "--ae", "AE", "--preset", "nope"], "unknown GAN preset"),
+        (["train-gan", "--out", "g", "--space", "pixels", "--ae", "AE"], "drop it"),
+    ],
+)
+def test_cli_user_mistakes_are_one_line(
+    argv, message, cgan_run, small_ae_run, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(cgan_run) if a == "RUN" else str(small_ae_run) if a == "AE" else a for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_cli_train_gan_smoke_and_resume(small_ae_run, mnist_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--data-dir", str(mnist_dir), "--limit", "500", "--no-progress"]
+    common += ["--monitor-samples", "0"]
+    argv = ["train-gan", "--ae", str(small_ae_run), "--conditional", "--out", str(run), *common]
+    assert main([*argv, "--epochs", "1"]) == 0
+    assert main([*argv, "--epochs", "2", "--resume"]) == 0
+    assert [
+        m["epoch"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    ] == [1, 2]
+    assert main([*argv, "--preset", "reference", "--resume"]) == 1
+    assert "drop --preset" in capsys.readouterr().err
+
+
+def test_pixel_gan_with_time_budget(mnist_dir, tmp_path):
+    run = tmp_path / "pixels"
+    assert (
+        main(
+            [
+                "train-gan",
+                "--space",
+                "pixels",
+                "--conditional",
+                "--preset",
+                "reference",
+                "--time-budget",
+                "0.01",
+                "--limit",
+                "300",
+                "--monitor-samples",
+                "0",
+                "--data-dir",
+                str(mnist_dir),
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == "pixel-gan" and config["model"]["data_dim"] == 784
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1  # the budget stops it
+    images = zspace.load(run).sample(digit=4, n=3, seed=0)
+    assert images.shape == (3, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+
+
+def test_mode_collapse_check_is_logged(small_ae_run, mnist_dir, tmp_path, quick_classifier):
+    run = tmp_path / "gan"
+    train_gan(
+        run,
+        config_for_preset("reference", conditional=True),
+        GANTrainingConfig(limit=500, epochs=1, monitor_samples=200),
+        ae_run=small_ae_run,
+        data_dir=mnist_dir,
+        device="cpu",
+        progress=False,
+        classifier=quick_classifier,
+    )
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert len(record["class_histogram"]) == 10
+    assert abs(sum(record["class_histogram"]) - 1) < 1e-3
+    assert record["kl_from_uniform"] >= 0 and 0 <= record["requested_accuracy"] <= 1
