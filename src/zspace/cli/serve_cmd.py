@@ -1,0 +1,47 @@
+"""`zspace serve RUN`: the web page and API for a conditional latent GAN run."""
+
+from __future__ import annotations
+
+from zspace.cli.common import positive_float
+from zspace.errors import ZspaceError
+
+
+def register(subparsers) -> None:
+    serve = subparsers.add_parser("serve", help="serve the digits page and API over HTTP")
+    serve.add_argument("run_dir", metavar="RUN", help="latent-gan run folder (conditional)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument(
+        "--classifier",
+        default=None,
+        metavar="RUN",
+        help="classifier run for /api/classify (default: the one RUN names, if any)",
+    )
+    serve.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
+    serve.add_argument(
+        "--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)"
+    )
+    serve.set_defaults(run=run_serve)
+
+
+def run_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from zspace.web.app import create_app
+    except ImportError as error:
+        raise ZspaceError(
+            f"the web server needs the web extra ({error.name} is missing): "
+            "pip install 'zspace[web]'"
+        ) from None
+    if not 0 <= args.port <= 65535:
+        raise ZspaceError(f"--port must be in 0..65535, got {args.port}")
+    app = create_app(
+        args.run_dir,
+        classifier_dir=args.classifier,
+        device=args.device,
+        inference_timeout=args.timeout,
+    )
+    print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

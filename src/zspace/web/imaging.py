@@ -1,0 +1,90 @@
+"""Bytes in and out of the web API: PNG encoding of digit images, decoding of uploads."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from zspace.errors import ZspaceError
+from zspace.figures import grid_image
+from zspace.models.autoencoder import to_uint8_images
+
+MAX_UPLOAD_BYTES = 1_000_000
+# A 1 MB PNG of a flat colour can claim to be gigapixels; refuse to decode anything that large.
+MAX_UPLOAD_PIXELS = 4096 * 4096
+
+
+class UploadTooLarge(ZspaceError):
+    """An upload over MAX_UPLOAD_BYTES (answered with 413)."""
+
+    def __init__(self, size: int | None = None):
+        got = "" if size is None else f" ({size} bytes)"
+        super().__init__(f"the upload is larger than {MAX_UPLOAD_BYTES} bytes (1 MB){got}")
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """Encode a PIL image as PNG; a low compression level keeps encoding at well under a ms."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def grid_png(images: torch.Tensor, ncols: int | None = None, scale: int = 2) -> bytes:
+    """float (N, 1, 28, 28) in [0, 1] or (R, C, 1, 28, 28) (one row per R) -> PNG bytes."""
+    if images.dim() == 5:
+        images = images.squeeze(2)
+    return png_bytes(grid_image(images, ncols=ncols, scale=scale))
+
+
+def image_data_urls(images: torch.Tensor, scale: int = 1) -> list[str]:
+    """float (N, 1, 28, 28) in [0, 1] -> one `data:image/png;base64,...` string per image."""
+    urls = []
+    for array in to_uint8_images(images).numpy():
+        picture = Image.fromarray(array, mode="L")
+        if scale > 1:
+            picture = picture.resize((28 * scale, 28 * scale), Image.NEAREST)
+        urls.append("data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode())
+    return urls
+
+
+def open_upload(data: bytes) -> Image.Image:
+    """Bytes of an uploaded file -> a decoded PIL image; ZspaceError for anything else."""
+    if not data:
+        raise ZspaceError("the upload is empty; send a PNG or JPEG image of one digit")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UploadTooLarge(len(data))
+    try:
+        picture = Image.open(io.BytesIO(data))
+        width, height = picture.size
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise ZspaceError(
+                f"the uploaded image is {width}x{height} pixels; the limit is "
+                f"{MAX_UPLOAD_PIXELS} pixels"
+            )
+        picture.load()
+    except ZspaceError:
+        raise
+    except Image.DecompressionBombError:
+        raise ZspaceError(
+            f"the uploaded image has too many pixels; the limit is {MAX_UPLOAD_PIXELS} pixels"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ZspaceError("the upload does not decode as an image (send a PNG or JPEG)") from None
+    return picture
+
+
+def prepare_upload(data: bytes) -> tuple[torch.Tensor, bool]:
+    """Upload bytes -> (uint8 (28, 28) MNIST-style digit, whether colours were inverted)."""
+    from zspace.fewshot.classify import prepare_image
+
+    picture = open_upload(data)
+    try:
+        array, inverted = prepare_image(picture)
+    except ZspaceError:
+        raise
+    except (OSError, ValueError) as error:
+        raise ZspaceError(f"the uploaded image cannot be used as a digit ({error})") from None
+    return torch.as_tensor(array, dtype=torch.uint8).reshape(28, 28), bool(inverted)
