@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import time
-import types
 
 import pytest
 import torch
@@ -14,51 +12,12 @@ from PIL import Image
 
 fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
+from web_stand_ins import StandInClassifier, prepare_image_available  # noqa: E402, F401
 
 from zspace.web.app import create_app, find_classifier_run  # noqa: E402
 from zspace.web.imaging import MAX_UPLOAD_BYTES  # noqa: E402
 
 MAX_SEED = 2**63 - 1
-
-
-class StandInClassifier:
-    """Stand-in with the few-shot classifier's `classify` contract: probabilities from how far
-    the image's mean brightness is from ten fixed levels (deterministic, no training)."""
-
-    def classify(self, images):
-        images = torch.as_tensor(images).float().reshape(len(images), -1) / 255
-        levels = torch.linspace(0.05, 0.5, 10)
-        logits = -((images.mean(1, keepdim=True) - levels) ** 2) * 400
-        probs = logits.softmax(1)
-        return probs.argmax(1), probs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prepare_image_available():
-    """Until the few-shot package lands, a stand-in for its `prepare_image` (grey 28x28)."""
-    try:
-        import zspace.fewshot.classify  # noqa: F401
-
-        yield
-        return
-    except ImportError:
-        pass
-    import numpy as np
-
-    def prepare_image(picture):
-        grey = picture.convert("L").resize((28, 28), Image.BILINEAR)
-        array = np.asarray(grey, dtype=np.uint8)
-        inverted = array.mean() > 127
-        return (255 - array if inverted else array), bool(inverted)
-
-    package = types.ModuleType("zspace.fewshot")
-    module = types.ModuleType("zspace.fewshot.classify")
-    module.prepare_image = prepare_image
-    package.classify = module
-    sys.modules.update({"zspace.fewshot": package, "zspace.fewshot.classify": module})
-    yield
-    for name in ("zspace.fewshot.classify", "zspace.fewshot"):
-        sys.modules.pop(name, None)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -87,4 +88,5 @@ def prepare_upload(data: bytes) -> tuple[torch.Tensor, bool]:
         raise
     except (OSError, ValueError) as error:
         raise ZspaceError(f"the uploaded image cannot be used as a digit ({error})") from None
-    return torch.as_tensor(array, dtype=torch.uint8).reshape(28, 28), bool(inverted)
+    # copy: prepare_image may hand back a read-only NumPy view
+    return torch.tensor(np.array(array, dtype=np.uint8)).reshape(28, 28), bool(inverted)
