@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zspace.cli.common import positive_float
+from zspace.cli.common import positive_float, positive_int
 from zspace.errors import ZspaceError
 
 
@@ -20,6 +20,13 @@ def register(subparsers) -> None:
     serve.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
     serve.add_argument(
         "--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)"
+    )
+    serve.add_argument(
+        "--inference-threads",
+        type=positive_int,
+        default=1,
+        help="model calls that may run at once (default 1; torch threads each use "
+        "OMP_NUM_THREADS cores)",
     )
     serve.set_defaults(run=run_serve)
 
@@ -41,6 +48,7 @@ def run_serve(args) -> int:
         classifier_dir=args.classifier,
         device=args.device,
         inference_timeout=args.timeout,
+        inference_threads=args.inference_threads,
     )
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -79,8 +79,14 @@ def open_upload(data: bytes) -> Image.Image:
 
 def prepare_upload(data: bytes) -> tuple[torch.Tensor, bool]:
     """Upload bytes -> (uint8 (28, 28) MNIST-style digit, whether colours were inverted)."""
-    from zspace.fewshot.classify import prepare_image
+    try:
+        from zspace.fewshot.classify import prepare_image
+    except ImportError:
+        from zspace.web.service import ServiceUnavailable
 
+        raise ServiceUnavailable(
+            "reading uploads needs zspace.fewshot.classify.prepare_image, which is missing"
+        ) from None
     picture = open_upload(data)
     try:
         array, inverted = prepare_image(picture)

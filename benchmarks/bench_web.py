@@ -1,0 +1,249 @@
+"""Load test of `zspace serve` on 127.0.0.1: latency percentiles and errors under concurrency.
+
+    python benchmarks/bench_web.py [--run RUN] [--requests 2000] [--concurrency 16] [--json out.json]
+
+The server runs in a subprocess (`python -m zspace serve RUN`); a pool of `--concurrency` httpx
+async clients sends a fixed, seeded mix of requests: 16-digit PNG grids (random digit and seed,
+so no response is repeated), JSON samples, morphs, health checks and a few restyles of an MNIST
+digit. Without --run a small AE and conditional GAN are trained first (about half a minute).
+
+Target (issue 6, this 2-core machine): zero errors and p99 <= 50 ms for the 16-digit PNG grid.
+Run it alone on the machine: the client shares the CPUs with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+GRID = "generate 16 PNG"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def quick_run(folder: Path, data_dir: str | None) -> Path:
+    """A small AE (10k images, 2 epochs) and conditional GAN (10k codes, 5 epochs)."""
+    from zspace.models.gan import config_for_preset
+    from zspace.training.autoencoder import AETrainingConfig, train_autoencoder
+    from zspace.training.gan import GANTrainingConfig, train_gan
+
+    ae, gan = folder / "ae", folder / "cgan"
+    train_autoencoder(
+        ae,
+        training=AETrainingConfig(limit=10_000, epochs=2),
+        data_dir=data_dir,
+        device="cpu",
+        progress=False,
+    )
+    train_gan(
+        gan,
+        config_for_preset("wide", conditional=True),
+        GANTrainingConfig(limit=10_000, epochs=5, monitor_samples=0),
+        ae_run=ae,
+        data_dir=data_dir,
+        device="cpu",
+        progress=False,
+    )
+    return gan
+
+
+def digit_png(data_dir: str | None) -> bytes:
+    from PIL import Image
+
+    from zspace.data import load_dataset
+
+    picture = Image.fromarray(load_dataset("mnist", data_dir=data_dir).test_images[0].numpy())
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def request_mix(count: int, restyle_share: float, seed: int = 0) -> list[tuple[str, str, dict]]:
+    """(label, method, httpx arguments) for each request, in a seeded random order."""
+    rng = random.Random(seed)
+    mix = []
+    for _ in range(count):
+        roll = rng.random()
+        digit, seed_value = rng.randrange(10), rng.randrange(2**31)
+        if roll < restyle_share:
+            mix.append(
+                ("restyle", "POST", {"url": f"/api/restyle?source_digit=7&seed={seed_value}"})
+            )
+        elif roll < 0.70:
+            mix.append(
+                (GRID, "GET", {"url": f"/api/generate?digit={digit}&n=16&seed={seed_value}"})
+            )
+        elif roll < 0.82:
+            url = f"/api/generate?digit={digit}&n=4&seed={seed_value}&format=json"
+            mix.append(("generate 4 JSON", "GET", {"url": url}))
+        elif roll < 0.94:
+            url = f"/api/interpolate?from_digit={digit}&to_digit={(digit + 3) % 10}&seed={seed_value}&steps=10"
+            mix.append(("interpolate 10 PNG", "GET", {"url": url}))
+        else:
+            mix.append(("health", "GET", {"url": "/api/health"}))
+    return mix
+
+
+async def load_test(base_url: str, mix, concurrency: int, upload: bytes) -> dict[str, list]:
+    """Send every request of `mix` with `concurrency` workers; {label: [(seconds, ok), ...]}."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in mix:
+        queue.put_nowait(item)
+    results: dict[str, list] = {}
+    problems: list[str] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+        async def worker():
+            while not queue.empty():
+                label, method, arguments = queue.get_nowait()
+                started = time.perf_counter()
+                try:
+                    if method == "POST":
+                        response = await client.post(
+                            arguments["url"], content=upload, headers={"content-type": "image/png"}
+                        )
+                    else:
+                        response = await client.get(arguments["url"])
+                    ok = response.status_code == 200
+                    problem = None if ok else f"{response.status_code} {response.text[:120]}"
+                except httpx.HTTPError as error:
+                    ok, problem = False, f"{type(error).__name__} {error}"
+                results.setdefault(label, []).append((time.perf_counter() - started, ok))
+                if problem and len(problems) < 5:
+                    problems.append(f"{label}: {problem}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    for problem in problems:
+        print("error:", problem)
+    return results
+
+
+def summarize(results: dict[str, list]) -> dict:
+    summary = {}
+    everything = [row for rows in results.values() for row in rows]
+    for label, rows in sorted(results.items()) + [("all", everything)]:
+        times = np.array([seconds for seconds, _ in rows]) * 1000
+        summary[label] = {
+            "requests": len(rows),
+            "errors": sum(not ok for _, ok in rows),
+            "p50_ms": round(float(np.percentile(times, 50)), 2),
+            "p99_ms": round(float(np.percentile(times, 99)), 2),
+            "max_ms": round(float(times.max()), 2),
+        }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--run", default=None, help="conditional latent-gan run (default: train one)"
+    )
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--restyle-share",
+        type=float,
+        default=0.01,
+        help="fraction of requests that are restyles (default 0.01)",
+    )
+    parser.add_argument("--inference-threads", type=int, default=1, help="passed to serve")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--json", default=None, help="write the figures here as JSON")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        run = Path(args.run) if args.run else quick_run(Path(folder), args.data_dir)
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "zspace",
+                "serve",
+                str(run),
+                "--port",
+                str(port),
+                "--inference-threads",
+                str(args.inference_threads),
+            ],
+            env=os.environ.copy(),
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(base_url + "/api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit("the server did not start")
+                time.sleep(0.2)
+            upload = digit_png(args.data_dir)
+            # warm-up: first calls pay for lazy initialisation in torch and the allocator
+            asyncio.run(
+                load_test(
+                    base_url, request_mix(100, args.restyle_share, seed=1), args.concurrency, upload
+                )
+            )
+            mix = request_mix(args.requests, args.restyle_share)
+            started = time.perf_counter()
+            results = asyncio.run(load_test(base_url, mix, args.concurrency, upload))
+            wall = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    summary = summarize(results)
+    print(
+        f"{args.requests} requests, {args.concurrency} concurrent, {wall:.1f} s "
+        f"({args.requests / wall:.0f} requests/s), torch threads: "
+        f"{os.environ.get('OMP_NUM_THREADS', 'default')}"
+    )
+    print(
+        f"{'endpoint':<20} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    for label, row in summary.items():
+        print(
+            f"{label:<20} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8} "
+            f"{row['p99_ms']:>8} {row['max_ms']:>8}"
+        )
+    grid = summary.get(GRID, {})
+    met = summary["all"]["errors"] == 0 and grid.get("p99_ms", float("inf")) <= 50
+    print(f"target (zero errors, p99 <= 50 ms for the 16-digit grid): {'met' if met else 'missed'}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "requests": args.requests,
+                    "concurrency": args.concurrency,
+                    "seconds": wall,
+                    "endpoints": summary,
+                    "target_met": met,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
