@@ -142,10 +142,13 @@ def _as_model_input(images: torch.Tensor) -> torch.Tensor:
 class EvalClassifier:
     """A trained EvalCNN in eval mode plus its provenance (config, test accuracy)."""
 
-    def __init__(self, model: EvalCNN, info: dict, device: torch.device):
+    def __init__(
+        self, model: EvalCNN, info: dict, device: torch.device, folder: Path | None = None
+    ):
         self.model = model.to(device).eval()
         self.info = info
         self.device = device
+        self.folder = folder  # the cache entry, where derived data (reference features) may go
 
     def __repr__(self) -> str:
         accuracy = self.info.get("test_accuracy")
@@ -180,6 +183,16 @@ class EvalClassifier:
         if len(images) == 0:
             return torch.empty(0, self.model.config.feature_dim)
         return self._batched(images, self.model.embed, batch_size)
+
+    @torch.no_grad()
+    def predict_with_features(self, images, batch_size: int = 1000):
+        """(labels (N,), probabilities (N, 10), features (N, feature_dim)) from one forward pass."""
+        if len(images) == 0:
+            features = torch.empty(0, self.model.config.feature_dim)
+            return torch.empty(0, dtype=torch.long), torch.empty(0, 10), features
+        features = self.features(images, batch_size)
+        probs = self.model.head(features.to(self.device)).float().cpu().softmax(dim=1)
+        return probs.argmax(dim=1), probs, features
 
     def accuracy(self, images, labels) -> float:
         predicted, _ = self.predict(images)
@@ -305,7 +318,7 @@ def load_eval_classifier(
     # Weights first, config last: a folder with a config is a complete cache entry.
     save_tensors(folder / WEIGHTS_FILE, model.state_dict())
     atomic_write_json(folder / CONFIG_FILE, record)
-    return EvalClassifier(model, record, torch_device)
+    return EvalClassifier(model, record, torch_device, folder)
 
 
 def _load_cached(folder: Path, device: torch.device) -> EvalClassifier:
@@ -316,4 +329,4 @@ def _load_cached(folder: Path, device: torch.device) -> EvalClassifier:
     model = EvalCNN(EvalClassifierConfig.from_dict(record.get("model", {})))
     tensors, _ = load_tensors(folder / WEIGHTS_FILE)
     load_module_weights(model, tensors, str(folder / WEIGHTS_FILE))
-    return EvalClassifier(model, record, device)
+    return EvalClassifier(model, record, device, folder)

@@ -20,7 +20,7 @@ import torch
 from zspace.data import load_dataset
 from zspace.errors import ZspaceError
 from zspace.evaluation.classifier import load_eval_classifier
-from zspace.evaluation.metrics import ReferenceStats, evaluate_images
+from zspace.evaluation.metrics import evaluate_images, reference_stats
 from zspace.latent import decode_codes, encode_images
 from zspace.models.autoencoder import to_uint8_images
 from zspace.runs import RunDir
@@ -171,7 +171,7 @@ def evaluate_source(
             progress=progress,
             **(classifier_options or {}),
         )
-    reference = ReferenceStats.from_images(data.test_images, classifier)
+    reference = reference_stats(data.test_images, classifier)
 
     if kind == "autoencoder":
         images, labels = reconstruct_test_set(autoencoder, data.test_images), data.test_labels
