@@ -101,8 +101,8 @@ class StudyConfig:
 def quick_overrides() -> dict:
     """Settings of `--quick`: subsets and few epochs, every stage still runs."""
     return {
-        "data": {"limit": 6000},
-        "autoencoder": {"epochs": 2},
+        "data": {"limit": 10000},
+        "autoencoder": {"epochs": 4, "batch_size": 64},
         "fewshot": {
             "draws": 3,
             "label_sweep": [20, 50, 100],
@@ -194,6 +194,8 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError("fewshot.label_sweep must hold label counts >= 1")
     if config.interpolation.steps < 2:
         raise ZspaceError("interpolation.steps must be at least 2")
+    if "default" not in config.gan.presets:
+        raise ZspaceError('gan.presets must include "default" (the interpolations use it)')
     if config.evaluation.pixel_gan_budget_factor <= 0:
         raise ZspaceError("evaluation.pixel_gan_budget_factor must be positive")
 

@@ -1,0 +1,190 @@
+"""report.md and report.html of a `zspace run`, from the stage summaries."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from zspace import __version__
+from zspace.checkpoint import atomic_write_text
+from zspace.pipeline.config import StudyConfig
+from zspace.pipeline.document import Document
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _fewshot_section(doc: Document, summary: dict) -> None:
+    doc.heading("Few-shot transfer")
+    doc.text(summary.get("reading", ""))
+    if summary.get("table"):
+        doc.table(summary["table"]["headers"], summary["table"]["rows"])
+    if summary.get("beyond"):
+        doc.text(
+            "Methods that also use the 60,000 unlabelled training images through the latent "
+            "space (test images are only ever classified):"
+        )
+        doc.table(summary["beyond"]["headers"], summary["beyond"]["rows"])
+    figure = summary.get("figures", {}).get("learning_curve")
+    if figure:
+        doc.image(figure, "Test accuracy against the number of labelled images (mean, 95% CI).")
+
+
+def _autoencoder_section(doc: Document, summary: dict, latent_map: dict | None) -> None:
+    doc.heading("Autoencoder")
+    doc.text(
+        f"The `{summary['preset']}` autoencoder reached a test reconstruction MSE of "
+        f"**{summary['test_mse']:.5f}** per pixel after {summary['epochs']} epochs "
+        f"({summary['training_seconds']} s of training). Below, test images (top row) and their "
+        "reconstructions (bottom row): the decoder is the ceiling for everything generated later."
+    )
+    doc.image(summary["figures"]["reconstructions"], "Test images above their reconstructions.")
+    if latent_map:
+        doc.text(
+            "The first two principal components of the test codes, coloured by digit: digits "
+            "that form separate clouds here are the ones a few labels can already tell apart."
+        )
+        doc.image(latent_map["figures"]["latent_map"], "2-D map of the latent space.")
+
+
+def _generation_sections(doc: Document, results: dict, presets: list[str]) -> None:
+    doc.heading("Latent GAN samples")
+    doc.text(
+        "The generator maps 64-d Gaussian noise to latent codes, which the decoder turns into "
+        "digits. The reference architecture is shown beside the best preset measured here."
+    )
+    for preset in presets:
+        summary = results.get(f"gan-{preset}")
+        if summary:
+            doc.image(
+                summary["figures"]["samples"],
+                f"Unconditional samples, preset {summary['preset']} ({summary['epochs']} epochs).",
+            )
+    interpolation = results.get("interpolation")
+    if interpolation:
+        doc.heading("Interpolation")
+        for name, figure in interpolation["figures"].items():
+            rows = interpolation["runs"][name]["rows"]
+            doc.text(
+                f"Run `{name}`: for each pair of test digits, the rows are "
+                + ", ".join(f"`{r}`" for r in rows)
+                + " (GAN rows above the AE row)."
+            )
+            doc.image(figure, f"Interpolations between pairs of different test digits ({name}).")
+            measures = interpolation["runs"][name]["measures"]
+            keys = sorted({k for m in measures.values() for k in m})
+            doc.table(
+                ["path", *keys],
+                [[method, *(_fmt(m.get(k)) for k in keys)] for method, m in measures.items()],
+            )
+        doc.text(
+            "`class_changes` counts how often the evaluation classifier's answer changes along "
+            "a path (1 is ideal between two different digits); smoother, more even steps and "
+            "confident middle frames mean the path stays on the manifold of digits."
+        )
+    doc.heading("Digit on demand")
+    for preset in presets:
+        summary = results.get(f"cgan-{preset}")
+        if summary:
+            doc.image(
+                summary["figures"]["digit_grid"],
+                f"Conditional latent GAN, preset {summary['preset']}: row d shows digit d.",
+            )
+
+
+def _evaluation_section(doc: Document, summary: dict) -> None:
+    doc.heading("Evaluation")
+    doc.text(
+        f"Each generator drew {summary['samples_per_digit']} samples per digit. The evaluation "
+        f"classifier (test accuracy {_fmt(summary['classifier_test_accuracy'])}) was trained on "
+        "the training set only and never saw generated images. Fréchet distance (FD), precision "
+        "and recall are computed in its feature space against the test set; the reconstructions "
+        "row is the decoder's ceiling."
+    )
+    headers = [
+        "generator",
+        "requested digit",
+        "FD",
+        "precision",
+        "recall",
+        "KL from uniform",
+        "diversity",
+    ]
+    rows = []
+    for name, row in summary["rows"].items():
+        rows.append(
+            [
+                name,
+                _fmt(row.get("requested_accuracy")),
+                _fmt(row.get("frechet_distance"), 3),
+                _fmt(row.get("precision"), 3),
+                _fmt(row.get("recall"), 3),
+                _fmt(row.get("kl_from_uniform"), 4),
+                _fmt(row.get("diversity"), 3),
+            ]
+        )
+    doc.table(headers, rows)
+
+
+def _loss_curves(doc: Document, results: dict) -> None:
+    doc.heading("Training curves")
+    for name, summary in results.items():
+        figure = (summary or {}).get("figures", {}).get("loss_curve")
+        if figure:
+            doc.image(figure, f"Loss curves: {name}.")
+
+
+def _provenance(doc: Document, records: dict, config: StudyConfig, config_text: str) -> None:
+    doc.heading("Time per stage")
+    total = sum(r.get("seconds", 0) for r in records.values())
+    doc.table(
+        ["stage", "seconds"],
+        [[name, _fmt(float(r.get("seconds", 0)), 1)] for name, r in records.items()]
+        + [["total (this and earlier sessions)", _fmt(total, 1)]],
+    )
+    doc.heading("Versions, seed and hardware")
+    doc.table(
+        ["item", "value"],
+        [
+            ["zspace", __version__],
+            ["python", sys.version.split()[0]],
+            ["torch", torch.__version__],
+            ["seed", config.seed],
+            ["platform", platform.platform()],
+            ["processor", platform.processor() or platform.machine()],
+            ["torch threads", torch.get_num_threads()],
+            ["CUDA", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"],
+        ],
+    )
+    doc.text("The effective configuration (`config.toml` in the run folder):")
+    doc.code(config_text, "toml")
+
+
+def write_report(run_dir: Path, records: dict, config: StudyConfig, config_text: str) -> Path:
+    """Write report.md and report.html into `run_dir`; returns the Markdown path."""
+    results = {name: record["summary"] for name, record in records.items()}
+    doc = Document("zspace study report")
+    doc.text(
+        "A 64-d autoencoder learned on handwritten digits, then used for few-shot "
+        "classification, latent GANs, interpolation and digits on demand."
+    )
+    if "fewshot" in results:
+        _fewshot_section(doc, results["fewshot"])
+    _autoencoder_section(doc, results["autoencoder"], results.get("latent-map"))
+    _generation_sections(doc, results, config.gan.presets)
+    if "evaluation" in results:
+        _evaluation_section(doc, results["evaluation"])
+    _loss_curves(doc, results)
+    _provenance(doc, records, config, config_text)
+    markdown = run_dir / "report.md"
+    atomic_write_text(markdown, doc.to_markdown())
+    atomic_write_text(run_dir / "report.html", doc.to_html(run_dir))
+    return markdown

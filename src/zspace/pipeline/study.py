@@ -1,0 +1,364 @@
+"""The stages of `zspace run`, each a function of the study config and earlier stages.
+
+Every stage writes into its own folder of the run (`RUN/<stage>/`) and returns a small
+JSON-able summary that the report reads; figures are referenced by paths relative to RUN.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zspace.data import load_dataset
+from zspace.figures import grid_image, save_grid, save_scatter_by_class
+from zspace.latent import encode_images, principal_components
+from zspace.models.autoencoder import config_for_preset as ae_preset
+from zspace.models.autoencoder import to_uint8_images
+from zspace.pipeline.stages import Stage, StageContext
+from zspace.runs import RunDir
+
+AE_STAGE = "autoencoder"
+CLASSIFIER_STAGE = "eval-classifier"
+
+
+def _relative(context: StageContext, path: Path) -> str:
+    return str(Path(path).relative_to(context.run_dir))
+
+
+def _dataset(context: StageContext):
+    return load_dataset(
+        context.config.data.dataset, data_dir=context.data_dir, limit=context.config.data.limit
+    )
+
+
+def _classifier(context: StageContext):
+    from zspace.evaluation.classifier import load_eval_classifier
+
+    return load_eval_classifier(
+        context.config.data.dataset,
+        data_dir=context.data_dir,
+        device=context.device,
+        progress=context.progress,
+        limit=context.config.data.limit,
+        epochs=context.config.evaluation.classifier_epochs,
+        seed=context.config.seed,
+    )
+
+
+def train_autoencoder_stage(context: StageContext) -> dict:
+    from zspace.training.autoencoder import AETrainingConfig, train_autoencoder
+
+    settings, out = context.config.autoencoder, context.stage_dir(AE_STAGE)
+    train_autoencoder(
+        out,
+        ae_preset(settings.preset, settings.latent_dim),
+        AETrainingConfig(
+            dataset=context.config.data.dataset,
+            limit=context.config.data.limit,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            loss=settings.loss,
+            seed=context.config.seed,
+        ),
+        data_dir=context.data_dir,
+        device=context.device,
+        resume=RunDir(out).exists(),
+        progress=context.progress,
+    )
+    metrics = RunDir(out).read_metrics()
+    return {
+        "preset": settings.preset,
+        "epochs": metrics[-1]["epoch"],
+        "test_mse": metrics[-1]["test_mse"],
+        "training_seconds": round(sum(m["seconds"] for m in metrics), 1),
+        "figures": {
+            "reconstructions": _relative(context, out / "reconstructions.png"),
+            "loss_curve": _relative(context, out / "loss_curve.png"),
+        },
+    }
+
+
+def eval_classifier_stage(context: StageContext) -> dict:
+    classifier = _classifier(context)
+    return {"test_accuracy": classifier.test_accuracy, "key": classifier.info.get("key")}
+
+
+def latent_map_stage(context: StageContext) -> dict:
+    from zspace.training.autoencoder import load_autoencoder
+
+    autoencoder = load_autoencoder(context.stage_dir(AE_STAGE), context.device)
+    dataset = _dataset(context)
+    images, labels = dataset.test_images[:5000], dataset.test_labels[:5000]
+    points = principal_components(encode_images(autoencoder, images), k=2)
+    path = save_scatter_by_class(
+        points,
+        labels,
+        context.stage_dir("latent-map") / "latent_map.png",
+        title="test codes, first two principal components",
+    )
+    return {"points": len(points), "figures": {"latent_map": _relative(context, path)}}
+
+
+def _gan_preset_name(name: str) -> str:
+    from zspace.models.gan import DEFAULT_PRESET
+
+    return DEFAULT_PRESET if name == "default" else name
+
+
+def gan_stage(preset: str, conditional: bool):
+    """A stage that trains a latent GAN (conditional or not) on the AE's codes."""
+
+    def run(context: StageContext) -> dict:
+        from zspace.models.gan import config_for_preset
+        from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds
+
+        out = context.stage_dir(gan_stage_name(preset, conditional))
+        latent_dim = context.config.autoencoder.latent_dim
+        sampler = train_gan(
+            out,
+            config_for_preset(
+                _gan_preset_name(preset),
+                latent_dim,
+                conditional,
+                batch_size=context.config.gan.batch_size,
+            ),
+            GANTrainingConfig(
+                space="latent",
+                dataset=context.config.data.dataset,
+                limit=context.config.data.limit,
+                epochs=context.config.gan.epochs,
+                seed=context.config.seed,
+            ),
+            ae_run=context.stage_dir(AE_STAGE),
+            data_dir=context.data_dir,
+            device=context.device,
+            resume=RunDir(out).exists(),
+            progress=context.progress,
+            classifier=_classifier(context),
+        )
+        metrics = RunDir(out).read_metrics()
+        figures = {"loss_curve": _relative(context, _gan_loss_curve(out, metrics))}
+        if conditional:
+            images, _ = sampler.sample_with_labels(n=10, seed=context.config.seed)
+            figures["digit_grid"] = _relative(
+                context, save_grid(images, out / "digit_grid.png", ncols=10)
+            )
+        else:
+            images = sampler.sample(n=100, seed=context.config.seed)
+            figures["samples"] = _relative(
+                context, save_grid(images, out / "samples.png", ncols=10)
+            )
+        return {
+            "preset": _gan_preset_name(preset),
+            "conditional": conditional,
+            "epochs": metrics[-1]["epoch"],
+            "training_seconds": round(training_seconds(out), 1),
+            "final": {k: metrics[-1].get(k) for k in ("requested_accuracy", "kl_from_uniform")},
+            "figures": figures,
+        }
+
+    return run
+
+
+def _gan_loss_curve(out: Path, metrics: list[dict]) -> Path:
+    from zspace.figures import save_line_plot
+
+    epochs = [m["epoch"] for m in metrics]
+    return save_line_plot(
+        {
+            "discriminator": (epochs, [m["d_loss"] for m in metrics]),
+            "generator": (epochs, [m["g_loss"] for m in metrics]),
+        },
+        out / "loss_curve.png",
+        xlabel="epoch",
+        ylabel="loss",
+        title=out.name,
+    )
+
+
+def gan_stage_name(preset: str, conditional: bool) -> str:
+    return f"{'cgan' if conditional else 'gan'}-{preset}"
+
+
+def gmm_stage(context: StageContext) -> dict:
+    from zspace.evaluation.gmm import fit_gmm_baseline
+
+    out = context.stage_dir("gmm-baseline")
+    shutil.rmtree(out, ignore_errors=True)  # fitting is quick; no partial state to keep
+    fit_gmm_baseline(
+        context.stage_dir(AE_STAGE),
+        out,
+        components=context.config.evaluation.gmm_components,
+        seed=context.config.seed,
+        data_dir=context.data_dir,
+        device=context.device,
+        limit=context.config.data.limit,
+    )
+    return {"components": context.config.evaluation.gmm_components}
+
+
+def pixel_gan_stage(context: StageContext) -> dict:
+    """The pixel-space conditional GAN, given the same wall clock as the best latent cGAN
+    (times `pixel_gan_budget_factor`)."""
+    from zspace.models.gan import config_for_preset
+    from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds
+
+    latent_run = context.stage_dir(gan_stage_name("default", True))
+    budget = training_seconds(latent_run) * context.config.evaluation.pixel_gan_budget_factor
+    out = context.stage_dir("pixel-cgan")
+    train_gan(
+        out,
+        config_for_preset(
+            _gan_preset_name("default"),
+            28 * 28,
+            True,
+            generator_output="tanh",  # pixels are scaled to [-1, 1]
+            batch_size=context.config.gan.batch_size,
+        ),
+        GANTrainingConfig(
+            space="pixels",
+            dataset=context.config.data.dataset,
+            limit=context.config.data.limit,
+            epochs=10_000,  # the time budget decides
+            seed=context.config.seed,
+            time_budget=max(budget, 1.0),
+        ),
+        data_dir=context.data_dir,
+        device=context.device,
+        resume=RunDir(out).exists(),
+        progress=context.progress,
+        classifier=_classifier(context),
+    )
+    return {"time_budget": round(budget, 1), "training_seconds": round(training_seconds(out), 1)}
+
+
+def interpolation_stage(context: StageContext) -> dict:
+    from zspace.generation import load
+    from zspace.interpolation import choose_pairs, interpolation_paths, summarize_paths
+
+    settings = context.config.interpolation
+    dataset = _dataset(context)
+    pairs = choose_pairs(dataset.test_labels, settings.pairs, context.config.seed, None, None)
+    classifier = _classifier(context)
+    out = context.stage_dir("interpolation")
+    out.mkdir(parents=True, exist_ok=True)
+    summary, figures = {}, {}
+    for name in (gan_stage_name("default", False), gan_stage_name("default", True)):
+        model = load(context.stage_dir(name), context.device)
+        paths = interpolation_paths(
+            model,
+            dataset.test_images,
+            dataset.test_labels,
+            pairs,
+            settings.steps,
+            classifier,
+            context.config.seed,
+        )
+        frames = torch.stack([p.frames for p in paths]).squeeze(2)  # (P, T, 28, 28)
+        figure = out / f"{name}.png"
+        grid_image(frames, scale=2).save(figure, format="PNG")
+        np.savez(
+            out / f"{name}.npz",
+            paths=to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
+            methods=np.array([p.method for p in paths]),
+        )
+        figures[name] = _relative(context, figure)
+        summary[name] = {
+            "rows": [p.method for p in paths[: len(paths) // len(pairs)]],
+            "measures": summarize_paths(paths),
+        }
+    return {"pairs": pairs, "steps": settings.steps, "runs": summary, "figures": figures}
+
+
+def evaluation_stage(context: StageContext) -> dict:
+    from zspace.evaluation.metrics import evaluate_images, reference_stats
+    from zspace.evaluation.sources import draw_samples, load_sampler, reconstruct_test_set
+    from zspace.training.autoencoder import load_autoencoder
+
+    classifier = _classifier(context)
+    dataset = _dataset(context)
+    reference = reference_stats(dataset.test_images, classifier)  # shared by every row
+    per_digit = context.config.evaluation.samples_per_digit
+    autoencoder = load_autoencoder(context.stage_dir(AE_STAGE), context.device)
+    rows = {
+        "reconstructions (ceiling)": evaluate_images(
+            reconstruct_test_set(autoencoder, dataset.test_images),
+            classifier,
+            requested_labels=dataset.test_labels,
+            reference=reference,
+        )
+    }
+    names = [gan_stage_name(p, c) for p in context.config.gan.presets for c in (True, False)]
+    for name in [*names, "gmm-baseline", "pixel-cgan"]:
+        sampler = load_sampler(context.stage_dir(name), context.device)
+        images, labels = draw_samples(sampler, per_digit, context.config.seed)
+        rows[name] = evaluate_images(
+            images, classifier, requested_labels=labels, reference=reference
+        )
+    return {
+        "samples_per_digit": per_digit,
+        "classifier_test_accuracy": classifier.test_accuracy,
+        "rows": rows,
+    }
+
+
+def study_stages(context: StageContext) -> list[Stage]:
+    """The whole study, in order."""
+    config = context.config
+    stages = [
+        Stage(
+            AE_STAGE, train_autoencoder_stage, ("data", "autoencoder"), (), "train the autoencoder"
+        ),
+        Stage(
+            CLASSIFIER_STAGE,
+            eval_classifier_stage,
+            ("data", "evaluation"),
+            (),
+            "evaluation classifier (cached across runs)",
+        ),
+        Stage("latent-map", latent_map_stage, (), (AE_STAGE,), "2-D map of the latent space"),
+    ]
+    gan_names = []
+    for preset in config.gan.presets:
+        for conditional in (False, True):
+            name = gan_stage_name(preset, conditional)
+            gan_names.append(name)
+            stages.append(
+                Stage(
+                    name,
+                    gan_stage(preset, conditional),
+                    ("data", "gan"),
+                    (AE_STAGE, CLASSIFIER_STAGE),
+                    f"{'conditional ' if conditional else ''}latent GAN, preset {preset}",
+                )
+            )
+    best_cgan = gan_stage_name("default", True)
+    stages += [
+        Stage("gmm-baseline", gmm_stage, ("evaluation",), (AE_STAGE,), "Gaussian-mixture baseline"),
+        Stage(
+            "pixel-cgan",
+            pixel_gan_stage,
+            ("data", "gan", "evaluation"),
+            (best_cgan, CLASSIFIER_STAGE),
+            "pixel-space conditional GAN under the same wall clock",
+        ),
+        Stage(
+            "interpolation",
+            interpolation_stage,
+            ("interpolation",),
+            tuple(dict.fromkeys([gan_stage_name("default", False), best_cgan, CLASSIFIER_STAGE])),
+            "interpolations in the AE and GAN spaces",
+        ),
+        Stage(
+            "evaluation",
+            evaluation_stage,
+            ("evaluation",),
+            (*gan_names, "gmm-baseline", "pixel-cgan", CLASSIFIER_STAGE),
+            "evaluate every generator",
+        ),
+    ]
+    return stages
