@@ -1,0 +1,246 @@
+"""The transformer autoencoder preset: patches, positional encodings and their ablation,
+permutation (in)variance, run folders, resume and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from zspace.cli.main import main
+from zspace.errors import ZspaceError
+from zspace.models.autoencoder import Autoencoder, config_for_preset
+from zspace.models.transformer import (
+    TRANSFORMER_PRESETS,
+    TransformerOptions,
+    image_to_patches,
+    patches_to_image,
+    sinusoidal_positions_2d,
+    transformer_config,
+)
+from zspace.training.autoencoder import (
+    AETrainingConfig,
+    load_autoencoder,
+    reconstruction_mse,
+    train_autoencoder,
+)
+
+
+def _model(seed: int = 0, **options) -> Autoencoder:
+    torch.manual_seed(seed)
+    return Autoencoder(transformer_config(**options)).eval()
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _shuffle_patches(images: torch.Tensor, patch: int, seed: int = 1) -> torch.Tensor:
+    patches = image_to_patches(images, patch)
+    order = torch.randperm(patches.shape[1], generator=torch.Generator().manual_seed(seed))
+    return patches_to_image(patches[:, order], patch)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [config_for_preset(name) for name in TRANSFORMER_PRESETS]
+    + [transformer_config(pool="cls"), transformer_config(decoder="transformer")],
+    ids=[*TRANSFORMER_PRESETS, "cls", "transformer-decoder"],
+)
+def test_shapes(config):
+    model = Autoencoder(config)
+    codes = model.encode(torch.rand(5, 1, 28, 28))
+    assert codes.shape == (5, 64)
+    reconstructions = model.decode(codes)
+    assert reconstructions.shape == (5, 1, 28, 28)
+    assert 0 <= reconstructions.min() and reconstructions.max() <= 1
+
+
+def test_parameter_counts():
+    width, ff, patch_pixels = 64, 128, 16
+    layer = (3 * width * width + 3 * width) + (width * width + width)  # attention
+    layer += 2 * 2 * width  # two LayerNorms
+    layer += (width * ff + ff) + (ff * width + width)  # feed-forward
+    expected = (patch_pixels * width + width) + 2 * layer + 2 * width + (width * 64 + 64)
+    assert expected == 72_320
+    assert _count(_model().encoder) == expected
+    # sinusoidal encodings are a fixed buffer, the ablation has none: same trainable weights
+    assert _count(_model(positional="none").encoder) == expected
+    assert _count(_model(positional="learned").encoder) == expected + 49 * width
+    assert _count(_model(pool="cls").encoder) == expected + width
+    assert _count(_model(patch=7).encoder) == expected + (49 - 16) * width
+    # the default decoder is the conv preset's, unchanged
+    assert _count(_model().decoder) == _count(Autoencoder(config_for_preset("conv")).decoder)
+
+
+def test_patches_round_trip_in_grid_order():
+    images = torch.rand(3, 1, 28, 28)
+    patches = image_to_patches(images, 4)
+    assert patches.shape == (3, 49, 16)
+    assert torch.equal(patches[:, 0], images[:, 0, :4, :4].reshape(3, 16))
+    assert torch.equal(patches[:, 8], images[:, 0, 4:8, 4:8].reshape(3, 16))  # row 1, column 1
+    assert torch.equal(patches_to_image(patches, 4), images)
+    assert torch.equal(patches_to_image(image_to_patches(images, 7), 7), images)
+
+
+def test_sinusoidal_encoding_separates_rows_and_columns():
+    encoding = sinusoidal_positions_2d(7, 64).view(7, 7, 64)
+    # first half depends on the row only, second half on the column only
+    assert torch.equal(encoding[:, 0, :32], encoding[:, 5, :32])
+    assert torch.equal(encoding[0, :, 32:], encoding[5, :, 32:])
+    flat = encoding.reshape(49, 64)
+    assert torch.cdist(flat, flat).add(torch.eye(49)).min() > 0.1  # every patch distinct
+
+
+@pytest.mark.parametrize("kind", ["sinusoidal", "learned"])
+def test_positional_encodings_change_the_output_and_ablation_removes_them(kind):
+    images = torch.rand(4, 1, 28, 28)
+    with_positions = _model(positional=kind)
+    ablated = _model(positional="none")
+    state = {k: v for k, v in with_positions.state_dict().items() if "positions" not in k}
+    ablated.load_state_dict(state)  # the same weights, only the positions differ
+    with torch.no_grad():
+        assert not torch.allclose(with_positions.encode(images), ablated.encode(images), atol=1e-4)
+        # removing the encoding by hand reproduces the ablation exactly
+        with_positions.encoder.positions.encoding = None
+        assert torch.allclose(with_positions.encode(images), ablated.encode(images), atol=1e-6)
+
+
+@pytest.mark.parametrize("pool", ["mean", "cls"])
+@pytest.mark.parametrize("patch", [4, 7])
+def test_shuffling_patches_changes_the_code_only_with_positions(pool, patch):
+    images = torch.rand(4, 1, 28, 28)
+    shuffled = _shuffle_patches(images, patch)
+    assert not torch.equal(images, shuffled)
+    with torch.no_grad():
+        bag_of_patches = _model(positional="none", pool=pool, patch=patch)
+        assert torch.allclose(
+            bag_of_patches.encode(images), bag_of_patches.encode(shuffled), atol=1e-5
+        )
+        for kind in ("sinusoidal", "learned"):
+            placed = _model(positional=kind, pool=pool, patch=patch)
+            gap = (placed.encode(images) - placed.encode(shuffled)).abs().max()
+            assert gap > 1e-3, kind
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"positional": "rotary"}, "positional"),
+        ({"patch": 5}, "patch"),
+        ({"width": 66, "heads": 4}, "divisible"),
+        ({"depth": 0}, "depth"),
+        ({"colour": "blue"}, "unknown transformer options"),
+    ],
+)
+def test_bad_options_are_user_errors(options, message):
+    with pytest.raises(ZspaceError, match=message):
+        transformer_config(**options)
+    with pytest.raises(ZspaceError, match=message):
+        TransformerOptions.from_extra(options)
+
+
+def test_transformer_config_leaves_the_preset_alone():
+    transformer_config(positional="none", depth=3)
+    assert config_for_preset("transformer").extra == TransformerOptions().to_extra()
+    with pytest.raises(ZspaceError, match="not a transformer preset"):
+        transformer_config("conv")
+
+
+@pytest.fixture(scope="module")
+def transformer_run(mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tf") / "run"
+    model = train_autoencoder(
+        out,
+        transformer_config(positional="learned"),
+        AETrainingConfig(limit=2000, epochs=2, seed=0),
+        data_dir=mnist_dir,
+        device="cpu",
+        progress=False,
+    )
+    return out, model
+
+
+def test_short_training_lowers_the_loss(transformer_run, mnist_dir):
+    from zspace.data import load_dataset
+
+    out, _ = transformer_run
+    test_images = load_dataset("mnist", data_dir=mnist_dir).test_images[:2000]
+    untrained = reconstruction_mse(_model(positional="learned"), test_images)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[1]["train_loss"] < metrics[0]["train_loss"]
+    trained = reconstruction_mse(load_autoencoder(out), test_images)
+    assert trained < 0.7 * untrained
+
+
+def test_run_folder_round_trip(transformer_run):
+    out, trained = transformer_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["preset"] == "transformer"
+    assert config["model"]["extra"]["positional"] == "learned"
+    weights = load_file(str(out / "model.safetensors"))
+    assert "encoder.positions.encoding" in weights
+    loaded = load_autoencoder(out)
+    images = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(images), trained.encode(images))
+        assert torch.equal(loaded(images), trained(images))
+
+
+def test_fixed_sinusoids_stay_out_of_weight_files():
+    assert not any("positions" in key for key in _model().state_dict())
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(mnist_dir, tmp_path, monkeypatch):
+    import zspace.training.loop as loop
+
+    config = config_for_preset("transformer")
+    settings = AETrainingConfig(limit=400, batch_size=100, epochs=2, seed=2)
+    kwargs = dict(data_dir=mnist_dir, device="cpu", progress=False)
+    train_autoencoder(tmp_path / "full", config, settings, **kwargs)
+
+    real_save = loop.save_checkpoint
+
+    def save_then_die(run, parts, epoch, **save_kwargs):
+        real_save(run, parts, epoch, **save_kwargs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(tmp_path / "cut", config, settings, **kwargs)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    train_autoencoder(tmp_path / "cut", config, settings, resume=True, **kwargs)
+
+    full = load_file(str(tmp_path / "full" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert full.keys() == resumed.keys()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_cli_train_encode_reconstruct_with_ablation(mnist_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--data-dir", str(mnist_dir)]
+    train = ["train-ae", *common, "--preset", "transformer", "--out", str(run), "--no-progress"]
+    assert main([*train, "--positional", "none", "--limit", "500", "--epochs", "1"]) == 0
+    saved = json.loads((run / "config.json").read_text())["model"]
+    assert saved["extra"]["positional"] == "none"
+    assert main(["encode", str(run), *common, "--out", str(tmp_path / "codes.npz")]) == 0
+    with np.load(tmp_path / "codes.npz") as codes:
+        assert codes["codes"].shape == (10_000, 64)
+    assert (
+        main(["reconstruct", str(run), *common, "-n", "4", "--out", str(tmp_path / "r.png")]) == 0
+    )
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    # resuming with a different --positional is refused in one line
+    assert main([*train, "--positional", "sinusoidal", "--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "drop --positional" in err[0]
+    # --positional means nothing to a conv autoencoder
+    conv = ["train-ae", *common, "--preset", "conv", "--positional", "none"]
+    assert main([*conv, "--out", str(tmp_path / "conv")]) == 1
+    assert "transformer" in capsys.readouterr().err
