@@ -66,6 +66,7 @@ class GANSampler:
         self.scaler = scaler
         self.autoencoder = autoencoder
         self.kind = kind
+        self._decoder = None
 
     @property
     def conditional(self) -> bool:
@@ -111,9 +112,25 @@ class GANSampler:
         """Data-space outputs -> float (N, 1, 28, 28) images in [0, 1] on CPU."""
         if self.autoencoder is None:  # pixel space: the outputs are the images
             return codes.clamp(0, 1).reshape(-1, 1, 28, 28)
-        from zspace.latent import decode_codes
+        decoder = self._inference_decoder()
+        device = self.device
+        chunks = [
+            decoder(codes[start : start + batch_size].to(device)).cpu()
+            for start in range(0, len(codes), batch_size)
+        ]
+        return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
 
-        return decode_codes(self.autoencoder, codes, batch_size=batch_size)
+    def _inference_decoder(self):
+        """The AE's decoder, or on CPU an equivalent faster one (built once)."""
+        if self._decoder is None:
+            from zspace.models.fast_decode import inference_decoder
+
+            self.autoencoder.eval()
+            on_cpu = self.device.type == "cpu"
+            self._decoder = (
+                inference_decoder(self.autoencoder) if on_cpu else self.autoencoder.decoder
+            )
+        return self._decoder
 
     def images(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Noise [+ labels] -> float (N, 1, 28, 28) images in [0, 1] on CPU (no size cap)."""
@@ -169,7 +186,8 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """Load any zspace run folder by its kind: an Autoencoder, a GANSampler, a classifier."""
+    """Load any zspace run folder by its kind: an Autoencoder, a GANSampler (latent-gan,
+    pixel-gan), a GMMBaseline (gmm-baseline) or a few-shot classifier (classifier)."""
     kind = RunDir(run_dir).read_config()["kind"]
     if kind == "autoencoder":
         from zspace.training.autoencoder import load_autoencoder
@@ -177,6 +195,10 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
         return load_autoencoder(run_dir, device)
     if kind in GAN_KINDS:
         return load_gan(run_dir, device)
+    if kind == "gmm-baseline":
+        from zspace.evaluation.gmm import load_gmm_baseline
+
+        return load_gmm_baseline(run_dir, device)
     if kind == "classifier":
         from zspace.fewshot.classify import load_classifier
 

@@ -53,6 +53,12 @@ class GANConfig:
     # "sigmoid": D(x) is the probability that x is real (the reference); "identity": a raw score.
     discriminator_output: str = "sigmoid"
     spectral_norm: bool = False
+    # How D sees the label: "concat" (one-hot joined to its input) or "projection" (Miyato &
+    # Koyama 2018: a label embedding dotted with D's last hidden features).
+    conditioning: str = "concat"
+    # AC-GAN (Odena et al. 2017): D also classifies real data; G is rewarded when its samples
+    # are classified as the requested digit. The weight of that cross-entropy (0: off).
+    auxiliary_weight: float = 0.0
     # bce: D by binary cross-entropy, G by BCE against "real" (the non-saturating loss that
     # almost every BCE implementation uses); minimax: G minimises log(1 - D(G(z))), the
     # saturating loss of Goodfellow et al. 2014; hinge: Lim & Ye 2017 / Miyato et al. 2018.
@@ -88,6 +94,12 @@ class GANConfig:
             raise ZspaceError(f"unknown GAN loss {self.loss!r}; choose from {LOSSES}")
         if self.loss == "hinge" and self.discriminator_output != "identity":
             raise ZspaceError("the hinge loss needs discriminator_output 'identity'")
+        if self.conditioning not in ("concat", "projection"):
+            raise ZspaceError(
+                f"conditioning must be concat or projection, got {self.conditioning!r}"
+            )
+        if self.auxiliary_weight < 0:
+            raise ZspaceError("auxiliary_weight must be >= 0")
         if self.noise_dim < 1 or self.data_dim < 1 or self.batch_size < 1:
             raise ZspaceError("noise_dim, data_dim and batch_size must be at least 1")
 
@@ -103,13 +115,17 @@ _BETTER = {
     "discriminator_output": "identity",
     "generator_layers": [[256, "leaky_relu"], [512, "leaky_relu"], [512, "leaky_relu"]],
     "discriminator_layers": [[512, "leaky_relu"], [512, "leaky_relu"], [256, "leaky_relu"]],
+    "conditioning": "projection",
 }
 PRESETS: dict[str, dict] = {
     "reference": _REFERENCE,
     # The reference networks, but trained on standardised codes.
     "reference-std": {"standardize": True},
-    # Standardised codes, leaky-ReLU MLPs with a wider D, non-saturating BCE.
+    # Standardised codes, leaky-ReLU MLPs with a wider D, non-saturating BCE, projection D.
     "wide": {**_BETTER},
+    # The same with the label concatenated to D's input, as in the reference.
+    "wide-concat": {**_BETTER, "conditioning": "concat"},
+    "wide-acgan": {**_BETTER, "auxiliary_weight": 0.5},
     "wide-smooth": {**_BETTER, "real_label": 0.9},
     "wide-sn": {**_BETTER, "spectral_norm": True, "learning_rate_d": 4e-4},
     "wide-hinge": {**_BETTER, "spectral_norm": True, "loss": "hinge", "learning_rate_d": 4e-4},
@@ -200,23 +216,49 @@ class Discriminator(_Conditioned):
         super().__init__()
         config.validate()
         self.config = config
+        projection = config.conditional and config.conditioning == "projection"
+        in_dim = config.data_dim + (0 if projection else config.label_dim)
         self.layers = _mlp(
-            config.data_dim + config.label_dim,
+            in_dim,
             config.discriminator_layers,
             1,
             config.discriminator_output,
             spectral=config.spectral_norm,
         )
+        # Index of the final Linear: everything before it yields the features phi(x).
+        self._head = len(self.layers) - (1 if config.discriminator_output == "identity" else 2)
+        width = int(config.discriminator_layers[-1][0]) if config.discriminator_layers else in_dim
+        self.embedding = nn.Embedding(config.num_classes, width) if projection else None
+        self.classifier = None
+        if config.conditional and config.auxiliary_weight > 0:
+            self.classifier = nn.Linear(width, config.num_classes)
+
+    def scores(
+        self, data: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(real/fake logits (B,), class logits (B, num_classes) or None)."""
+        if self.embedding is not None:
+            self._input(data, labels)  # checks that labels are given
+            hidden = data
+        else:
+            hidden = self._input(data, labels)
+        for module in self.layers[: self._head]:
+            hidden = module(hidden)
+        logits = self.layers[self._head](hidden).squeeze(1)
+        if self.embedding is not None:
+            label_vectors = one_hot(labels, self.config.num_classes).to(hidden)
+            logits = logits + (label_vectors @ self.embedding.weight * hidden).sum(1)
+        classes = None if self.classifier is None else self.classifier(hidden)
+        return logits, classes
 
     def logits(self, data: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = self._input(data, labels)
-        last = len(self.layers) - (0 if self.config.discriminator_output == "identity" else 1)
-        for module in self.layers[:last]:
-            hidden = module(hidden)
-        return hidden.squeeze(1)
+        return self.scores(data, labels)[0]
 
     def forward(self, data: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.layers(self._input(data, labels)).squeeze(1)
+        logits = self.logits(data, labels)
+        if self.config.discriminator_output == "identity":
+            return logits
+        return self.layers[-1](logits)
 
 
 class CodeScaler(nn.Module):

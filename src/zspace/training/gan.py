@@ -198,15 +198,24 @@ def train_gan(
             noise = torch.randn(len(indices), gan_config.noise_dim, device=torch_device)
             fake = generator(noise, batch_labels)
 
-            real_logits = discriminator.logits(real, batch_labels)
-            fake_logits = discriminator.logits(fake.detach(), batch_labels)
+            real_logits, real_classes = discriminator.scores(real, batch_labels)
+            fake_logits, _ = discriminator.scores(fake.detach(), batch_labels)
             d_loss = discriminator_loss(gan_config, real_logits, fake_logits)
+            if real_classes is not None:
+                d_loss = d_loss + gan_config.auxiliary_weight * F.cross_entropy(
+                    real_classes, batch_labels
+                )
             optimizer_d.zero_grad(set_to_none=True)
             d_loss.backward()
             optimizer_d.step()
 
             discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
-            g_loss = generator_loss(gan_config, discriminator.logits(fake, batch_labels))
+            judged_logits, judged_classes = discriminator.scores(fake, batch_labels)
+            g_loss = generator_loss(gan_config, judged_logits)
+            if judged_classes is not None:
+                g_loss = g_loss + gan_config.auxiliary_weight * F.cross_entropy(
+                    judged_classes, batch_labels
+                )
             optimizer_g.zero_grad(set_to_none=True)
             g_loss.backward()
             optimizer_g.step()
