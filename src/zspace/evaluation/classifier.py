@@ -210,6 +210,11 @@ def default_cache_dir() -> Path:
 def cache_key(model_config: EvalClassifierConfig, training: EvalTrainingConfig) -> str:
     """A readable folder name that changes whenever any setting does."""
     settings = {"recipe": RECIPE_VERSION, "model": asdict(model_config), **asdict(training)}
+    dataset_file = Path(training.dataset)
+    if training.dataset.endswith(".npz") and dataset_file.is_file():
+        # A user's .npz: a replaced file must not reuse a classifier trained on the old one.
+        stat = dataset_file.stat()
+        settings["file"] = [str(dataset_file.resolve()), stat.st_size, stat.st_mtime_ns]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     name = Path(training.dataset).stem if training.dataset.endswith(".npz") else training.dataset
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:40]
