@@ -1,0 +1,193 @@
+"""`zspace fewshot`, `zspace train-classifier`, `zspace classify`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from zspace.cli.common import add_data_arguments, non_negative_int, positive_float, positive_int
+from zspace.errors import ZspaceError
+
+
+def label_list(text: str) -> list[int]:
+    """ "50" or "10,20,50" -> [50] / [10, 20, 50]."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected label counts like 50 or 10,20,50, got {text!r}"
+        ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"label counts must be whole numbers >= 1, got {text!r}")
+    return values
+
+
+def register(subparsers) -> None:
+    from zspace.fewshot.beyond import BEST_METHOD, BEYOND_METHODS
+    from zspace.fewshot.heads import NOTATION
+
+    study = subparsers.add_parser(
+        "fewshot", help="few-label study: pixels+MLP vs encoder+MLP, and methods beyond"
+    )
+    study.add_argument("--ae", required=True, metavar="RUN", help="autoencoder run folder")
+    study.add_argument("--out", required=True, help="folder for table.md, fewshot.json/csv, plots")
+    draw = study.add_mutually_exclusive_group()
+    draw.add_argument(
+        "--labels",
+        type=label_list,
+        default=[50],
+        help="labelled images drawn at random (default 50; a list like 10,20,50 sweeps)",
+    )
+    draw.add_argument(
+        "--per-class", type=positive_int, default=None, help="balanced draws of K per class instead"
+    )
+    study.add_argument("--draws", type=positive_int, default=20, help="repeated draws (default 20)")
+    study.add_argument("--seed", type=non_negative_int, default=0)
+    study.add_argument(
+        "--heads",
+        nargs="+",
+        default=None,
+        metavar="SPEC",
+        help=f"head specs (default: the 5 reference heads); {NOTATION}",
+    )
+    study.add_argument(
+        "--finetune", action="store_true", help="also fine-tune the encoder with each head"
+    )
+    study.add_argument(
+        "--methods",
+        default="",
+        help=f"comma-separated methods using the unlabelled images: {', '.join(BEYOND_METHODS)}, or 'all'",
+    )
+    study.add_argument("--no-heads", action="store_true", help="skip the pixels/encoder head table")
+    study.add_argument("--steps", type=positive_int, default=None, help="head training steps")
+    study.add_argument("--lr", type=positive_float, default=None, help="head learning rate")
+    study.add_argument("--weight-decay", type=float, default=None)
+    study.add_argument(
+        "--test-limit", type=positive_int, default=None, help="use only the first N test images"
+    )
+    study.add_argument(
+        "--limit", type=positive_int, default=None, help="use only the first N training images"
+    )
+    study.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    add_data_arguments(study)
+    study.set_defaults(run=run_fewshot)
+
+    train = subparsers.add_parser(
+        "train-classifier", help=f"train and save the best few-label classifier ({BEST_METHOD})"
+    )
+    train.add_argument("--out", required=True, help="classifier run folder to create")
+    train.add_argument(
+        "--per-class", type=positive_int, default=5, help="labels per class (default 5)"
+    )
+    train.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the labelled draw and training"
+    )
+    train.add_argument("--epochs", type=positive_int, default=None)
+    train.add_argument(
+        "--limit", type=positive_int, default=None, help="use only the first N training images"
+    )
+    train.add_argument("--device", default="auto")
+    add_data_arguments(train)
+    train.set_defaults(run=run_train_classifier)
+
+    classify = subparsers.add_parser("classify", help="predict the digit in a PNG/JPEG or .npz")
+    classify.add_argument(
+        "image", metavar="IMAGE", help="PNG/JPEG of any size, or .npz with images"
+    )
+    classify.add_argument("--model", required=True, metavar="RUN", help="classifier run folder")
+    classify.add_argument("--json", action="store_true", help="print JSON instead of text")
+    classify.add_argument("--device", default="cpu")
+    classify.set_defaults(run=run_classify)
+
+
+def run_fewshot(args) -> int:
+    from zspace.fewshot.batched import HeadTraining
+    from zspace.fewshot.beyond import BEYOND_METHODS
+    from zspace.fewshot.study import StudyConfig, run_study
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        methods = list(BEYOND_METHODS)
+    defaults = HeadTraining()
+    training = HeadTraining(
+        steps=args.steps or defaults.steps,
+        learning_rate=args.lr or defaults.learning_rate,
+        weight_decay=defaults.weight_decay if args.weight_decay is None else args.weight_decay,
+    )
+    config = StudyConfig(
+        ae_run=args.ae,
+        labels=args.labels,
+        per_class=args.per_class,
+        draws=args.draws,
+        seed=args.seed,
+        heads=args.heads or StudyConfig.__dataclass_fields__["heads"].default_factory(),
+        pipelines=[] if args.no_heads else ["pixels+mlp", "encoder+mlp"],
+        finetune=args.finetune and not args.no_heads,
+        methods=methods,
+        head_training=training,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        train_limit=args.limit,
+        test_limit=args.test_limit,
+        device=args.device,
+    )
+    summary = run_study(config, out=args.out)
+    print(
+        f"wrote table.md, fewshot.json, fewshot.csv and plots to {args.out} ({summary['timings']['total']:.1f} s)"
+    )
+    return 0
+
+
+def run_train_classifier(args) -> int:
+    from zspace.fewshot.selftrain import SelfTrainingConfig, train_and_save_classifier
+
+    config = SelfTrainingConfig()
+    if args.epochs:
+        config.epochs = args.epochs
+    report = train_and_save_classifier(
+        args.out,
+        per_class=args.per_class,
+        seed=args.seed,
+        config=config,
+        dataset=args.dataset or "mnist",
+        data_dir=args.data_dir,
+        limit=args.limit,
+        device=args.device,
+    )
+    print(
+        f"trained a classifier from {report['labels']} labels: test accuracy "
+        f"{report['test_accuracy']:.4f} -> {args.out}"
+    )
+    return 0
+
+
+def run_classify(args) -> int:
+    from zspace.fewshot.classify import load_classifier, load_images_for_classification
+
+    classifier = load_classifier(args.model, args.device)
+    images, inverted = load_images_for_classification(args.image)
+    labels, probs = classifier.classify(images)
+    records = [
+        {
+            "digit": int(label),
+            "probabilities": [round(float(p), 4) for p in row],
+            "inverted": flag,
+        }
+        for label, row, flag in zip(labels, probs, inverted)
+    ]
+    if args.json:
+        print(json.dumps(records[0] if len(records) == 1 else records))
+        return 0
+    if inverted[0] and len(records) == 1:
+        print(
+            "the image looks like dark ink on light paper: inverted it to light on dark (as MNIST)"
+        )
+    for index, record in enumerate(records):
+        prefix = f"image {index}: " if len(records) > 1 else ""
+        listing = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(record["probabilities"]))
+        print(
+            f"{prefix}digit {record['digit']} (p={max(record['probabilities']):.3f})  [{listing}]"
+        )
+    if not records:
+        raise ZspaceError(f"{args.image} holds no images")
+    return 0

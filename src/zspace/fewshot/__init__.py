@@ -1,0 +1,15 @@
+"""Few-shot transfer: classifiers from a handful of labels, on pixels, on latent codes, and with
+the unlabelled training images (graph propagation, self-training).
+
+    heads      `(relu,32)->(softmax,10)` head notation
+    batched    many small heads trained at once (stacked weights, batched matmuls)
+    draws      reproducible labelled draws
+    features   standardised pixel / code inputs
+    graph      kNN graphs, label spreading, Poisson learning
+    deskew     MNIST deskewing
+    beyond     methods that use the unlabelled images, and the shared study state
+    selftrain  CNN self-training on graph pseudo-labels (the best method)
+    finetune   encoder fine-tuning
+    study      the study driver; report: its table, JSON, CSV and plots
+    classify   saved classifiers and MNIST-style image preparation
+"""

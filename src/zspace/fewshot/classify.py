@@ -1,0 +1,175 @@
+"""Saved digit classifiers and MNIST-style preparation of users' images.
+
+A classifier run folder holds config.json (kind "classifier": the network config and how it
+was trained) and model.safetensors.
+
+    from zspace.fewshot.classify import load_classifier, prepare_image
+    image, inverted = prepare_image("my_digit.png")        # uint8 (28, 28), light on dark
+    labels, probs = load_classifier("runs/clf").classify(image[None])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zspace.checkpoint import save_tensors
+from zspace.device import resolve_device
+from zspace.errors import ZspaceError
+from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig
+from zspace.fewshot.deskew import deskew
+from zspace.models.autoencoder import to_float_images
+from zspace.runs import RunDir, load_weights_into
+
+RUN_KIND = "classifier"
+WEIGHTS_FILE = "model.safetensors"
+BOX = 20  # MNIST fits each digit into a 20x20 box ...
+SIZE = 28  # ... and centres it by its centre of mass in a 28x28 field.
+INK_THRESHOLD = 0.15  # after contrast stretching, fainter pixels are paper, not ink
+
+
+class SavedClassifier:
+    """A trained DigitCNN plus the preprocessing it expects."""
+
+    def __init__(self, model: DigitCNN, config: dict):
+        self.model = model.eval()
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def classify(self, images) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (N, 28, 28) / (28, 28) or float (N, 1, 28, 28) in [0, 1], light digit on dark
+        -> (labels int64 (N,), probabilities float (N, 10)) on CPU."""
+        images = torch.as_tensor(images)
+        if images.dim() == 2:
+            images = images.unsqueeze(0)
+        images = to_float_images(images.to(self.device))
+        if self.model.config.deskew:
+            images = deskew(images)
+        probs = torch.softmax(self.model(images), dim=1).cpu()
+        return probs.argmax(1), probs
+
+
+def save_classifier(out: str | Path, model: DigitCNN, training: dict) -> RunDir:
+    """Write a classifier run folder (config.json + model.safetensors)."""
+    run = RunDir(out)
+    run.write_config(RUN_KIND, {"model": model.config.to_dict(), "training": training})
+    save_tensors(run.file(WEIGHTS_FILE), model.state_dict())
+    return run
+
+
+def load_classifier(run_dir: str | Path, device: str | torch.device = "cpu") -> SavedClassifier:
+    """Rebuild a saved classifier from its run folder."""
+    run = RunDir(run_dir)
+    config = run.read_config(RUN_KIND)
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    model = DigitCNN(DigitCNNConfig.from_dict(config["model"])).to(torch_device)
+    load_weights_into(model, run, WEIGHTS_FILE, torch_device)
+    return SavedClassifier(model, config)
+
+
+def prepare_image(source) -> tuple[np.ndarray, bool]:
+    """A PNG/JPEG path (or PIL image) of any size -> (uint8 (28, 28) MNIST-style, inverted).
+
+    Grayscale; if the border is mostly light (dark ink on white paper) the image is inverted
+    and `inverted` is True; contrast is stretched so the paper is 0 and the ink peaks at 255;
+    the ink's bounding box is scaled to fit 20x20 and placed so its centre of mass is at the
+    centre of a 28x28 field, as in MNIST.
+    """
+    picture = _open(source)
+    gray = _to_gray(picture)
+    values = np.asarray(gray, dtype=np.float32) / 255.0
+    border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    inverted = bool(np.median(border) > 0.5)
+    if inverted:
+        values = 1.0 - values
+    paper = float(np.median(border if not inverted else 1.0 - border))
+    peak = float(values.max())
+    if peak - paper < 0.1:
+        raise ZspaceError(f"{_name(source)} looks blank (no digit stands out from the background)")
+    values = np.clip((values - paper) / (peak - paper), 0.0, 1.0)
+    values[values < INK_THRESHOLD] = 0.0
+    rows, cols = np.nonzero(values)
+    crop = values[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    boxed = Image.fromarray((crop * 255).astype(np.uint8), mode="L").resize(new_size, Image.LANCZOS)
+    small = np.asarray(boxed, dtype=np.float32) / 255.0
+    field = np.zeros((SIZE, SIZE), dtype=np.float32)
+    mass = small.sum()
+    ys, xs = np.indices(small.shape)
+    centre_y, centre_x = (ys * small).sum() / mass, (xs * small).sum() / mass
+    top = int(round((SIZE - 1) / 2 - centre_y))
+    left = int(round((SIZE - 1) / 2 - centre_x))
+    top = min(max(top, 0), SIZE - small.shape[0])
+    left = min(max(left, 0), SIZE - small.shape[1])
+    field[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return (np.clip(field, 0, 1) * 255).round().astype(np.uint8), inverted
+
+
+def _name(source) -> str:
+    return str(source) if isinstance(source, (str, Path)) else "image"
+
+
+def _open(source) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ZspaceError(f"{path} does not exist")
+    try:
+        picture = Image.open(path)
+        picture.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ZspaceError(f"{path} is not an image Pillow can read ({error})") from None
+    return picture
+
+
+def _to_gray(picture: Image.Image) -> Image.Image:
+    """Grayscale; transparent pixels count as white paper (dark ink on a transparent canvas),
+    unless the visible ink is itself light, in which case they count as black."""
+    picture = ImageOps.exif_transpose(picture)
+    if picture.mode in ("RGBA", "LA", "PA") or (
+        picture.mode == "P" and "transparency" in picture.info
+    ):
+        rgba = picture.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+        if alpha.min() < 0.99:
+            ink = gray[alpha > 0.5]
+            paper = 1.0 if ink.size == 0 or ink.mean() < 0.5 else 0.0
+            gray = gray * alpha + paper * (1.0 - alpha)
+            return Image.fromarray((gray * 255).round().astype(np.uint8), mode="L")
+    return picture.convert("L")
+
+
+def load_images_for_classification(path: str | Path) -> tuple[np.ndarray, list[bool]]:
+    """An image file -> ((1, 28, 28), [inverted]); an .npz with `images` (N, 28, 28) uint8
+    (light on dark, already MNIST-style) -> ((N, 28, 28), [False] * N)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise ZspaceError(f"{path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if "images" not in npz.files:
+                    raise ZspaceError(f"{path} has no 'images' array")
+                images = npz["images"]
+        except (ValueError, OSError) as error:
+            raise ZspaceError(f"{path} is not a readable .npz file ({error})") from None
+        if images.ndim == 2:
+            images = images[None]
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (SIZE, SIZE):
+            raise ZspaceError(
+                f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
+            )
+        return images, [False] * len(images)
+    image, inverted = prepare_image(path)
+    return image[None], [inverted]

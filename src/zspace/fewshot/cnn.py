@@ -1,0 +1,83 @@
+"""A small CNN for 28x28 digits and the random affine augmentation it is trained with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zspace.errors import ZspaceError
+
+
+@dataclass
+class DigitCNNConfig:
+    """Two 3x3 conv layers with 2x2 max-pooling (28 -> 14 -> 7), one hidden linear layer.
+
+    `deskew`: inputs are deskewed first (the classifier does it itself, so callers pass plain
+    images)."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    hidden: int = 128
+    num_classes: int = 10
+    deskew: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DigitCNNConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ZspaceError(f"unknown classifier config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class DigitCNN(nn.Module):
+    """(B, 1, 28, 28) images in [0, 1] -> (B, num_classes) logits."""
+
+    def __init__(self, config: DigitCNNConfig):
+        super().__init__()
+        self.config = config
+        c1, c2 = config.channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(c2 * 7 * 7, config.hidden),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(config.hidden, config.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(images))
+
+
+def random_affine(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    max_rotation: float = 0.15,
+    max_scale: float = 0.1,
+    max_shift: float = 2.0,
+) -> torch.Tensor:
+    """Rotate (radians), scale and shift (pixels) every image of a (B, 1, 28, 28) batch by its
+    own random amount, in one grid_sample call. Random numbers come from `generator` (CPU) so
+    a seed fixes them on every device."""
+    count = len(images)
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * max_rotation
+    scale = 1 + (torch.rand(count, generator=generator) * 2 - 1) * max_scale
+    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * max_shift / (images.shape[-1] / 2)
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0] = torch.cos(angle) * scale
+    theta[:, 0, 1] = -torch.sin(angle) * scale
+    theta[:, 1, 0] = torch.sin(angle) * scale
+    theta[:, 1, 1] = torch.cos(angle) * scale
+    theta[:, :, 2] = shift
+    theta = theta.to(images.device, images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")

@@ -1,0 +1,234 @@
+"""The few-shot study: pipelines x heads x labelled draws (x label counts), plus the methods
+that also use the unlabelled training images, summarised as mean +- 95% CI per cell.
+
+    from zspace.fewshot.study import StudyConfig, run_study
+    results = run_study(StudyConfig(ae_run="runs/ae"), out="runs/fewshot")
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from zspace.data import load_dataset
+from zspace.device import resolve_device
+from zspace.errors import ZspaceError
+from zspace.fewshot.batched import HeadTraining, train_heads
+from zspace.fewshot.beyond import BEYOND_METHODS, StudyContext
+from zspace.fewshot.draws import draw_many
+from zspace.fewshot.finetune import FinetuneTraining, finetune_accuracies
+from zspace.fewshot.heads import DEFAULT_HEADS, HeadSpec, parse_heads
+from zspace.fewshot.report import write_outputs
+from zspace.fewshot.stats import mean_ci95
+from zspace.runs import RunDir
+from zspace.training.autoencoder import RUN_KIND as AE_KIND
+from zspace.training.autoencoder import load_autoencoder
+
+PIXELS = "pixels+mlp"
+ENCODER = "encoder+mlp"
+FINETUNED = "finetuned-encoder+mlp"
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study needs; saved into fewshot.json so a table can be traced back."""
+
+    ae_run: str
+    labels: list[int] = field(default_factory=lambda: [50])
+    per_class: int | None = None  # balanced draws of K per class instead of `labels`
+    draws: int = 20
+    seed: int = 0
+    heads: list[str] = field(default_factory=lambda: list(DEFAULT_HEADS))
+    pipelines: list[str] = field(default_factory=lambda: [PIXELS, ENCODER])
+    finetune: bool = False
+    methods: list[str] = field(default_factory=list)  # names from BEYOND_METHODS
+    head_training: HeadTraining = field(default_factory=HeadTraining)
+    dataset: str | None = None  # default: the dataset the autoencoder was trained on
+    data_dir: str | None = None
+    train_limit: int | None = None  # first N training images only (smoke tests)
+    test_limit: int | None = None  # first N test images only (smoke tests)
+    device: str = "auto"
+
+    def label_counts(self) -> list[int]:
+        """The label totals to study (per-class K means 10*K labels)."""
+        return [self.per_class * 10] if self.per_class else list(self.labels)
+
+    def validate(self) -> None:
+        unknown = [m for m in self.methods if m not in BEYOND_METHODS]
+        if unknown:
+            raise ZspaceError(
+                f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(BEYOND_METHODS))}"
+            )
+        bad = [p for p in self.pipelines if p not in (PIXELS, ENCODER)]
+        if bad:
+            raise ZspaceError(f"unknown pipeline {bad[0]!r}; choose from {PIXELS}, {ENCODER}")
+        if self.draws < 1:
+            raise ZspaceError(f"--draws must be at least 1, got {self.draws}")
+        if not self.per_class and any(n < 1 for n in self.labels):
+            raise ZspaceError("label counts must be at least 1")
+        self.head_training.validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _head_seeds(seed: int, head_index: int, draws: int) -> list[int]:
+    """One init seed per draw; a head's draw-r init is the same whatever else is studied."""
+    return [seed * 7919 + head_index * 104_729 + r for r in range(draws)]
+
+
+def load_context(config: StudyConfig, progress: bool = False) -> StudyContext:
+    """Load the data and the frozen autoencoder the study runs on."""
+    device = resolve_device(config.device)
+    saved = RunDir(config.ae_run).read_config(AE_KIND)
+    dataset_name = config.dataset or saved["training"]["dataset"]
+    dataset = load_dataset(dataset_name, data_dir=config.data_dir, limit=config.train_limit)
+    if dataset.train_labels is None or dataset.test_labels is None:
+        raise ZspaceError(f"{dataset_name} has no labels; a few-shot study needs labelled data")
+    test_images, test_labels = dataset.test_images, dataset.test_labels
+    if config.test_limit:
+        test_images, test_labels = (
+            test_images[: config.test_limit],
+            test_labels[: config.test_limit],
+        )
+    autoencoder = load_autoencoder(config.ae_run, device)
+    return StudyContext(
+        train_images=dataset.train_images,
+        train_labels=dataset.train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        autoencoder=autoencoder,
+        device=device,
+        seed=config.seed,
+        progress=progress,
+    )
+
+
+def head_accuracies(
+    context: StudyContext,
+    pipeline: str,
+    spec: HeadSpec,
+    draws: torch.Tensor,
+    seeds: list[int],
+    training: HeadTraining,
+) -> list[float]:
+    """Train one head per draw (all at once) on a frozen pipeline; test accuracy per draw."""
+    features = context.features("pixels" if pipeline == PIXELS else "encoder")
+    device_draws = draws.to(features.train.device)
+    inputs = features.train[device_draws]  # (R, N, D)
+    labels = context.train_labels.to(features.train.device)[device_draws]  # (R, N)
+    heads = train_heads(spec, inputs, labels, seeds, training)
+    predictions = heads.predict_proba(features.test).argmax(-1)  # (R, N_test)
+    test_labels = context.test_labels.to(predictions.device)
+    return (predictions == test_labels).float().mean(1).tolist()
+
+
+def run_study(
+    config: StudyConfig, out: str | Path | None = None, progress: bool = False, log=print
+) -> dict:
+    """Run every (method, head, label count) cell over `config.draws` draws.
+
+    Returns the summary written to fewshot.json: {"config", "results", "differences",
+    "timings"}; with `out`, also writes table.md, fewshot.csv and the plots there.
+    """
+    config.validate()
+    specs = parse_heads(config.heads)
+    started = time.perf_counter()
+    context = load_context(config, progress)
+    timings: dict[str, float] = {"load": time.perf_counter() - started}
+    results = []
+    for count in config.label_counts():
+        draws = draw_many(
+            context.train_labels,
+            config.draws,
+            count=None if config.per_class else count,
+            per_class=config.per_class,
+            seed=config.seed,
+        )
+        for head_index, spec in enumerate(specs):
+            seeds = _head_seeds(config.seed, head_index, config.draws)
+            for pipeline in config.pipelines:
+                tick = time.perf_counter()
+                accuracies = head_accuracies(
+                    context, pipeline, spec, draws, seeds, config.head_training
+                )
+                _add(results, pipeline, str(spec), count, accuracies)
+                timings[f"heads:{pipeline}"] = timings.get(f"heads:{pipeline}", 0.0) + (
+                    time.perf_counter() - tick
+                )
+                log(_line(pipeline, spec, count, accuracies))
+            if config.finetune:
+                tick = time.perf_counter()
+                accuracies = finetune_accuracies(
+                    context, spec, draws, seeds, FinetuneTraining.from_heads(config.head_training)
+                )
+                _add(results, FINETUNED, str(spec), count, accuracies)
+                timings[f"heads:{FINETUNED}"] = timings.get(f"heads:{FINETUNED}", 0.0) + (
+                    time.perf_counter() - tick
+                )
+                log(_line(FINETUNED, spec, count, accuracies))
+        for name in config.methods:
+            tick = time.perf_counter()
+            accuracies = BEYOND_METHODS[name].accuracies(context, draws)
+            _add(results, name, "-", count, accuracies)
+            timings[f"method:{name}"] = timings.get(f"method:{name}", 0.0) + (
+                time.perf_counter() - tick
+            )
+            log(_line(name, "-", count, accuracies))
+    timings["total"] = time.perf_counter() - started
+    timings.update({f"prepare:{k}": v for k, v in context.timings.items()})
+    summary = {
+        "config": config.to_dict(),
+        "results": results,
+        "differences": paired_differences(results),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "test_images": len(context.test_labels),
+    }
+    if out is not None:
+        write_outputs(Path(out), summary)
+    return summary
+
+
+def _add(results: list, method: str, head: str, labels: int, accuracies: list[float]) -> None:
+    mean, low, high = mean_ci95(accuracies)
+    results.append(
+        {
+            "method": method,
+            "head": head,
+            "labels": labels,
+            "mean": mean,
+            "ci95": [low, high],
+            "accuracies": [float(a) for a in accuracies],
+        }
+    )
+
+
+def _line(method: str, spec, labels: int, accuracies: list[float]) -> str:
+    mean, low, high = mean_ci95(accuracies)
+    return f"{labels:>5} labels  {method:<24} {str(spec):<42} {mean:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def paired_differences(results: list[dict], minuend: str = ENCODER, subtrahend: str = PIXELS):
+    """Per (head, labels): mean and 95% CI of encoder - pixels accuracy over the shared draws."""
+    from zspace.fewshot.stats import paired_difference
+
+    by_key = {(r["method"], r["head"], r["labels"]): r for r in results}
+    differences = []
+    for (method, head, labels), first in by_key.items():
+        if method != minuend or (subtrahend, head, labels) not in by_key:
+            continue
+        second = by_key[(subtrahend, head, labels)]
+        mean, low, high = paired_difference(first["accuracies"], second["accuracies"])
+        differences.append(
+            {
+                "comparison": f"{minuend} - {subtrahend}",
+                "head": head,
+                "labels": labels,
+                "mean": mean,
+                "ci95": [low, high],
+            }
+        )
+    return differences
