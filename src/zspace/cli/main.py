@@ -14,6 +14,7 @@ from zspace.errors import ZspaceError
 COMMAND_MODULES = [
     "zspace.cli.data_cmd",
     "zspace.cli.autoencoder_cmds",
+    "zspace.cli.fewshot_cmds",
     "zspace.cli.evaluate_cmds",
     "zspace.cli.gan_cmds",
     "zspace.cli.serve_cmd",
