@@ -1,0 +1,206 @@
+"""`zspace run`: config validation, a tiny end-to-end study, interruption and stage caching."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from zspace.cli.main import main
+from zspace.errors import ZspaceError
+from zspace.pipeline.config import config_to_toml, load_study_config
+
+# Smaller than --quick: the point here is that every stage runs and the report is whole.
+TINY = """
+[data]
+limit = 3000
+[autoencoder]
+epochs = 2
+batch_size = 64
+[fewshot]
+draws = 2
+label_sweep = [20, 50]
+sweep_draws = 2
+test_limit = 1000
+[gan]
+epochs = 2
+[interpolation]
+pairs = 2
+steps = 4
+[evaluation]
+samples_per_digit = 20
+classifier_epochs = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def study_env(mnist_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ZSPACE_DATA", str(mnist_dir))
+    patch.setenv("ZSPACE_CACHE", str(cache))
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(study_env, tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "run"
+    assert main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _summaries(run_dir):
+    """Stage summaries without timings (which differ from run to run)."""
+    result = {}
+    for path in sorted((run_dir / "stages").glob("*.json")):
+        summary = json.loads(path.read_text())["summary"]
+        result[path.stem] = json.loads(
+            json.dumps(summary),
+            object_hook=lambda d: {
+                k: v for k, v in d.items() if "seconds" not in k and k != "time_budget"
+            },
+        )
+    return result
+
+
+def test_defaults_reproduce_the_reference_study():
+    config = load_study_config()
+    assert config.fewshot.labels == 50 and config.fewshot.draws == 20
+    assert config.fewshot.heads[0] == "(softmax,10)" and len(config.fewshot.heads) == 5
+    assert "reference" in config.gan.presets and "default" in config.gan.presets
+
+
+def test_print_config_round_trips(tmp_path, capsys):
+    assert main(["run", "--quick", "--print-config"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "c.toml").write_text(text)
+    assert load_study_config(tmp_path / "c.toml") == load_study_config(quick=True)
+    assert config_to_toml(load_study_config(tmp_path / "c.toml")).strip() == text.strip()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[gan]\nepochz = 3\n", "unknown setting 'gan.epochz'"),
+        ("[gan]\nepochs = 'three'\n", "gan.epochs must be int"),
+        ("seed = -1\n", "seed must be >= 0"),
+        ("[fewshot]\nheads = 5\n", "fewshot.heads must be a list"),
+        ("[autoencoder]\nlearning_rate = true\n", "autoencoder.learning_rate must be float"),
+        ("[data\n", "not valid TOML"),
+        ("[nonsense]\nx = 1\n", "unknown setting 'nonsense'"),
+    ],
+)
+def test_config_mistakes_are_one_clear_line(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ZspaceError, match=message.replace("(", r"\(")):
+        load_study_config(path)
+    assert main(["run", "--config", str(path), "--print-config"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.split("'")[0] in err[0]
+
+
+def test_tiny_study_writes_every_section(tiny_run):
+    report = (tiny_run / "report.md").read_text()
+    for heading in (
+        "## Few-shot transfer",
+        "## Autoencoder",
+        "## Latent GAN samples",
+        "## Interpolation",
+        "## Digit on demand",
+        "## Evaluation",
+        "## Training curves",
+        "## Time per stage",
+        "## Versions, seed and hardware",
+    ):
+        assert heading in report
+    figures = [
+        line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")
+    ]
+    assert len(figures) >= 10
+    for figure in figures:
+        with Image.open(tiny_run / figure) as picture:
+            picture.verify()
+            assert picture.format == "PNG"
+    html = (tiny_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(figures)
+    assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def test_rerun_skips_finished_stages_and_force_redoes_one(tiny_run, tiny_config, capsys):
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tiny_config),
+                "--out",
+                str(tiny_run),
+                "--no-progress",
+                "--force",
+                "latent-map",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "[autoencoder] up to date, skipped" in out
+    assert "[latent-map] running" in out
+    assert (
+        main(["run", "--config", str(tiny_config), "--out", str(tiny_run), "--force", "nope"]) == 1
+    )
+
+
+def test_interrupted_run_finishes_like_an_uninterrupted_one(
+    tiny_run, tiny_config, tmp_path, monkeypatch
+):
+    import zspace.training.loop as loop
+
+    out = tmp_path / "run"
+    real_save = loop.save_checkpoint
+    saves = {"count": 0}
+
+    def save_then_die(run, parts, epoch, **kwargs):
+        real_save(run, parts, epoch, **kwargs)
+        saves["count"] += 1
+        if "gan-default" in str(run.path) and epoch == 1:
+            raise KeyboardInterrupt  # as Ctrl-C in the middle of a GAN's training
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    # The CLI turns Ctrl-C into "interrupted" and exit code 130.
+    assert main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 130
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert (out / "stages" / "gan-default.started").is_file()
+    assert not (out / "stages" / "gan-default.json").exists()
+    assert main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
+    assert _summaries(out) == _summaries(tiny_run)
+
+
+def test_changed_setting_invalidates_dependent_stages(tiny_run, tiny_config, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(TINY.replace("pairs = 2", "pairs = 3"))
+    capsys.readouterr()
+    assert main(["run", "--config", str(changed), "--out", str(copy), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "[interpolation] running" in out
+    assert "[gan-default] up to date, skipped" in out
+    assert len(_summaries(copy)["interpolation"]["pairs"]) == 3
+
+
+def test_runs_lists_run_folders(tiny_run, capsys):
+    assert main(["runs", str(tiny_run.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "study" in out and str(tiny_run) in out
