@@ -60,8 +60,8 @@ def test_small_run_has_every_artifact_and_learns(small_ae_run):
         for line in (small_ae_run / "metrics.jsonl").read_text().split("\n")
         if line
     ]
-    assert [m["epoch"] for m in metrics] == [1, 2]
-    assert metrics[-1]["test_mse"] < 0.05  # an untrained decoder sits near 0.1
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert metrics[-1]["test_mse"] < 0.02  # an untrained decoder sits near 0.1
     with Image.open(small_ae_run / "reconstructions.png") as picture:
         assert picture.format == "PNG" and picture.height > 2 * 28
 
