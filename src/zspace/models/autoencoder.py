@@ -7,6 +7,7 @@ all held in `AutoencoderConfig`, which is saved as JSON beside the weights.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -135,7 +136,10 @@ def config_for_preset(name: str, latent_dim: int = 64, **overrides) -> Autoencod
         raise ZspaceError(f"unknown autoencoder preset {name!r}; choose from {sorted(PRESETS)}")
     if latent_dim < 1:
         raise ZspaceError(f"latent_dim must be at least 1, got {latent_dim}")
-    values = {"preset": name, "latent_dim": latent_dim, **PRESETS[name][2], **overrides}
+    # Deep copy: configs must never share (and so mutate) a preset's lists and dicts.
+    values = copy.deepcopy(
+        {"preset": name, "latent_dim": latent_dim, **PRESETS[name][2], **overrides}
+    )
     return AutoencoderConfig(**values)
 
 
