@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 
 import pytest
@@ -331,7 +332,7 @@ def test_slow_inference_times_out_with_503(web_cgan_run):
         assert slow_client.get("/api/health").status_code == 200
 
 
-def test_unconditional_run(small_ae_run, mnist_dir, tmp_path):
+def test_unconditional_run(small_ae_run, mnist_dir, tmp_path, digit_png):
     from zspace.models.gan import config_for_preset
     from zspace.training.gan import GANTrainingConfig, train_gan
 
@@ -350,8 +351,8 @@ def test_unconditional_run(small_ae_run, mnist_dir, tmp_path):
         assert_error(plain.get("/api/generate?digit=3"), 400, "unconditional")
         assert plain.get("/api/interpolate?seed=1&to_seed=2&steps=4").status_code == 200
         assert_error(plain.get("/api/interpolate?from_digit=1"), 400, "unconditional")
-        png = _png_of_size(28, 28)
-        assert_error(plain.post("/api/restyle?source_digit=1", content=png), 400, "conditional")
+        restyle = plain.post("/api/restyle?source_digit=7", content=digit_png)
+        assert_error(restyle, 400, "conditional")
 
 
 def test_create_app_needs_a_gan_run(small_ae_run, tmp_path):
@@ -361,6 +362,29 @@ def test_create_app_needs_a_gan_run(small_ae_run, tmp_path):
         create_app(small_ae_run)
     with pytest.raises(ZspaceError, match="does not exist"):
         create_app(tmp_path / "missing")
+
+
+def test_with_a_saved_classifier_run(web_cgan_run, tmp_path, digit_png):
+    """A real (untrained) few-shot classifier run, found inside the GAN run or named."""
+    classify = pytest.importorskip("zspace.fewshot.classify")
+    from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig
+
+    torch.manual_seed(0)
+    run = tmp_path / "gan"
+    shutil.copytree(web_cgan_run, run)
+    classify.save_classifier(run / "classifier", DigitCNN(DigitCNNConfig()), {"note": "test"})
+    files = {"image": ("d.png", digit_png, "image/png")}
+    for app in (create_app(run), create_app(web_cgan_run, classifier_dir=run / "classifier")):
+        with TestClient(app) as with_classifier:
+            assert with_classifier.get("/api/health").json()["classifier"] is True
+            info = with_classifier.get("/api/info").json()
+            assert info["classifier"]["config"]["kind"] == "classifier"
+            body = with_classifier.post("/api/classify", files=files).json()
+            assert len(body["probabilities"]) == 10 and body["inverted"] is False
+            restyled = with_classifier.post("/api/restyle?format=json", files=files).json()
+            assert restyled["source"] == "classifier" and len(restyled["images"]) == 10
+    blank = _png_of_size(28, 28)
+    assert_error(TestClient(create_app(run)).post("/api/classify", content=blank), 400)
 
 
 def test_classifier_found_from_the_run_folder(tmp_path):
