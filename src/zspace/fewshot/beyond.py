@@ -24,6 +24,7 @@ from zspace.fewshot.graph import (
     poisson_learning,
     vote_from_neighbours,
 )
+from zspace.fewshot.hog import gradient_histograms
 from zspace.models.autoencoder import Autoencoder
 
 GRAPH_NEIGHBOURS = 10  # k of the kNN graphs (purity falls and cost rises with larger k)
@@ -69,7 +70,12 @@ class StudyContext:
                 ),
             )
         if name == "deskewed-pca":
-            return self.cached("deskewed-pca", self._deskewed_pca)
+            return self.cached("deskewed-pca", lambda: self._pca("deskewed-pca", *self.deskewed()))
+        if name == "hog-pca":
+            return self.cached(
+                "hog-pca",
+                lambda: self._pca("hog-pca", *(gradient_histograms(x) for x in self.deskewed())),
+            )
         raise KeyError(name)
 
     def deskewed(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,18 +88,19 @@ class StudyContext:
             ),
         )
 
-    def _deskewed_pca(self) -> FeatureSet:
-        train, test = (images.flatten(1) for images in self.deskewed())
+    def _pca(self, name: str, train: torch.Tensor, test: torch.Tensor) -> FeatureSet:
+        """Project both onto the first PCA_DIMS principal components of the training rows."""
+        train, test = train.flatten(1), test.flatten(1)
         mean = train.mean(0, keepdim=True)
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)  # pca_lowrank is randomised
         _, _, components = torch.pca_lowrank(train - mean, q=PCA_DIMS, center=False, niter=4)
         torch.random.set_rng_state(generator_state)
-        # Kept unscaled: Euclidean distances in PCA space approximate pixel distances.
-        projected = FeatureSet(
-            "deskewed-pca", (train - mean) @ components, (test - mean) @ components, mean, mean
+        # Kept unscaled: Euclidean distances in PCA space approximate the original distances.
+        ones = torch.ones_like(mean[:, :PCA_DIMS])
+        return FeatureSet(
+            name, (train - mean) @ components, (test - mean) @ components, ones * 0, ones
         )
-        return projected
 
     def graph(self, feature_name: str) -> torch.Tensor:
         """Sparse affinity matrix of the kNN graph over the training features."""
@@ -106,6 +113,14 @@ class StudyContext:
             return affinity_matrix(distances, indices)
 
         return self.cached(f"graph:{feature_name}", build)
+
+    def test_neighbours(self, feature_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each test image's GRAPH_NEIGHBOURS nearest training images (distances, indices)."""
+        features = self.features(feature_name)
+        return self.cached(
+            f"test-neighbours:{feature_name}",
+            lambda: nearest_neighbours(features.test, features.train, GRAPH_NEIGHBOURS),
+        )
 
 
 @dataclass(frozen=True)
@@ -135,14 +150,13 @@ def knn_on_codes(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
 
 
 def _propagate(context, feature_name, labelled, method) -> torch.Tensor:
-    features = context.features(feature_name)
     affinity = context.graph(feature_name)
     labels = context.train_labels.to(context.device)[labelled]
     if method == "spreading":
         scores = label_spreading(affinity, labelled, labels)
     else:
         scores = poisson_learning(affinity, labelled, labels)
-    return vote_from_neighbours(features.test, features.train, scores, GRAPH_NEIGHBOURS)
+    return vote_from_neighbours(*context.test_neighbours(feature_name), scores)
 
 
 def spreading_on_codes(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
@@ -158,6 +172,11 @@ def poisson_on_codes(context: StudyContext, labelled: torch.Tensor) -> torch.Ten
 def poisson_on_deskewed(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
     """Poisson learning over the kNN graph of deskewed training images (PCA-50)."""
     return _propagate(context, "deskewed-pca", labelled, "poisson")
+
+
+def poisson_on_hog(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
+    """Poisson learning over the kNN graph of gradient histograms of deskewed training images."""
+    return _propagate(context, "hog-pca", labelled, "poisson")
 
 
 def _self_training(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
@@ -182,6 +201,11 @@ BEYOND_METHODS: dict[str, BeyondMethod] = {
             "poisson-deskewed",
             "Poisson learning on a kNN graph of deskewed training images",
             poisson_on_deskewed,
+        ),
+        BeyondMethod(
+            "poisson-hog",
+            "Poisson learning on a kNN graph of gradient histograms of deskewed training images",
+            poisson_on_hog,
         ),
         BeyondMethod(
             "selftrain-cnn",

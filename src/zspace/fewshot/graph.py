@@ -108,13 +108,13 @@ def _degrees(affinity: torch.Tensor) -> torch.Tensor:
 
 
 def vote_from_neighbours(
-    queries: torch.Tensor, base: torch.Tensor, base_scores: torch.Tensor, k: int = 10
+    distances: torch.Tensor, indices: torch.Tensor, base_scores: torch.Tensor
 ) -> torch.Tensor:
-    """Predicted labels of queries: the class with the largest distance-weighted sum of the
-    one-hot labels of their k nearest base rows (the training nodes)."""
-    distances, indices = nearest_neighbours(queries, base, k)
+    """Predicted labels of queries whose k nearest base rows (the training nodes) are
+    (distances, indices) from `nearest_neighbours`: the class with the largest
+    distance-weighted count among those nodes' labels (argmax of `base_scores`)."""
     weights = torch.exp(-distances / distances[:, -1:].clamp_min(1e-12))
     base_labels = base_scores.argmax(1)
-    votes = torch.zeros(len(queries), base_scores.shape[1], device=queries.device)
+    votes = torch.zeros(len(indices), base_scores.shape[1], device=indices.device)
     votes.scatter_add_(1, base_labels[indices], weights)
     return votes.argmax(1)

@@ -1,0 +1,131 @@
+"""Few-shot benchmarks: time of the default table, accuracy and time of the methods that use
+the unlabelled images, and (with --validate) the head schedule chosen on a validation split of
+the training set.
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_fewshot.py --ae /tmp/fewshot_ae
+    python benchmarks/bench_fewshot.py --ae RUN --skip-table --methods selftrain-cnn --beyond-draws 10
+    python benchmarks/bench_fewshot.py --ae RUN --validate --skip-table --skip-beyond
+
+Targets (2-core machine, after the autoencoder exists): default table (5 heads x 2 pipelines x
+20 draws) <= 2 minutes; best method >= 98.5% at 5 labels per class over 10 draws, <= 10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from zspace.data import load_dataset
+from zspace.fewshot.batched import HeadTraining
+from zspace.fewshot.beyond import StudyContext
+from zspace.fewshot.draws import draw_many
+from zspace.fewshot.heads import DEFAULT_HEADS, parse_heads
+from zspace.fewshot.study import ENCODER, PIXELS, StudyConfig, head_accuracies, run_study
+from zspace.training.autoencoder import load_autoencoder
+
+
+def bench_table(ae: str, draws: int, out: Path) -> dict:
+    started = time.perf_counter()
+    summary = run_study(StudyConfig(ae_run=ae, draws=draws, device="cpu"), out=out / "table")
+    seconds = time.perf_counter() - started
+    print(
+        f"default table ({len(DEFAULT_HEADS)} heads x 2 pipelines x {draws} draws): {seconds:.1f} s"
+    )
+    print((out / "table" / "table.md").read_text())
+    return {"seconds": seconds, "timings": summary["timings"], "results": summary["results"]}
+
+
+def bench_beyond(ae: str, methods: list[str], draws: int, out: Path) -> dict:
+    config = StudyConfig(
+        ae_run=ae, per_class=5, draws=draws, pipelines=[], methods=methods, device="cpu"
+    )
+    started = time.perf_counter()
+    summary = run_study(config, out=out / "beyond")
+    seconds = time.perf_counter() - started
+    print(f"\nmethods beyond, 5 labels per class, {draws} draws ({seconds:.1f} s in all):")
+    for result in summary["results"]:
+        low, high = result["ci95"]
+        t = summary["timings"].get(f"method:{result['method']}", float("nan"))
+        print(
+            f"  {result['method']:<18} {100 * result['mean']:.2f}% "
+            f"[{100 * low:.2f}, {100 * high:.2f}]  {t:.0f} s  "
+            f"per draw: {' '.join(f'{100 * a:.2f}' for a in result['accuracies'])}"
+        )
+    return {"seconds": seconds, "timings": summary["timings"], "results": summary["results"]}
+
+
+def validate_schedules(ae: str, draws: int) -> list[dict]:
+    """Mean accuracy of every default head and both pipelines on the last 10k TRAINING images
+    (heads trained on 50 labels drawn from the first 50k), for a small grid of schedules."""
+    data = load_dataset("mnist")
+    context = StudyContext(
+        train_images=data.train_images[:50_000],
+        train_labels=data.train_labels[:50_000],
+        test_images=data.train_images[50_000:],
+        test_labels=data.train_labels[50_000:],
+        autoencoder=load_autoencoder(ae),
+        device=torch.device("cpu"),
+    )
+    labelled = draw_many(context.train_labels, draws, count=50, seed=12345)
+    specs = parse_heads(list(DEFAULT_HEADS))
+    rows = []
+    for steps, lr, decay in itertools.product(
+        (100, 300, 1000), (0.003, 0.01, 0.03), (0.0, 1e-3, 1e-2)
+    ):
+        training = HeadTraining(steps=steps, learning_rate=lr, weight_decay=decay)
+        scores = {}
+        for pipeline in (PIXELS, ENCODER):
+            accs = []
+            for index, spec in enumerate(specs):
+                seeds = [index * 1000 + r for r in range(draws)]
+                accs += head_accuracies(context, pipeline, spec, labelled, seeds, training)
+            scores[pipeline] = sum(accs) / len(accs)
+        row = {"steps": steps, "learning_rate": lr, "weight_decay": decay, **scores}
+        row["mean"] = (scores[PIXELS] + scores[ENCODER]) / 2
+        rows.append(row)
+        print(
+            f"  steps {steps:>4} lr {lr:<5} wd {decay:<6} pixels {scores[PIXELS]:.4f} encoder {scores[ENCODER]:.4f}"
+        )
+    best = max(rows, key=lambda r: r["mean"])
+    print(f"best on validation: {best}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ae", default="/tmp/fewshot_ae", help="autoencoder run folder")
+    parser.add_argument("--out", default="/tmp/bench_fewshot", help="folder for outputs and JSON")
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--beyond-draws", type=int, default=10)
+    parser.add_argument(
+        "--methods",
+        default="knn-codes,spreading-codes,poisson-codes,poisson-deskewed,selftrain-cnn",
+    )
+    parser.add_argument("--skip-table", action="store_true")
+    parser.add_argument("--skip-beyond", action="store_true")
+    parser.add_argument(
+        "--validate", action="store_true", help="choose the head schedule on a train split"
+    )
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"threads": torch.get_num_threads()}
+    print(f"torch threads: {report['threads']}")
+    if args.validate:
+        report["validation"] = validate_schedules(args.ae, 5)
+    if not args.skip_table:
+        report["table"] = bench_table(args.ae, args.draws, out)
+    if not args.skip_beyond:
+        methods = [m for m in args.methods.split(",") if m]
+        report["beyond"] = bench_beyond(args.ae, methods, args.beyond_draws, out)
+    (out / "bench_fewshot.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'bench_fewshot.json'}")
+
+
+if __name__ == "__main__":
+    main()
