@@ -24,8 +24,10 @@ from zspace.fewshot.heads import HeadSpec, activation
 class HeadTraining:
     """A fixed schedule for heads: full-batch Adam for `steps` steps.
 
-    Fixed in advance (never tuned on the test set); the defaults were picked on a validation
-    split of the *training* images (see benchmarks/bench_fewshot.py --validate).
+    Fixed in advance, never tuned on the test set. The defaults are plain values checked on a
+    validation split of the *training* images (heads trained on 50 of the first 50k, scored on
+    the last 10k: benchmarks/bench_fewshot.py --validate); accuracy there is flat within about
+    one point over 100-1000 steps, lr 0.003-0.03 and weight decay 0-0.01.
     """
 
     steps: int = 300
