@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("--beyond-draws", type=int, default=10)
     parser.add_argument(
         "--methods",
-        default="knn-codes,spreading-codes,poisson-codes,poisson-deskewed,selftrain-cnn",
+        default="poisson-hog,poisson-deskewed,poisson-codes,spreading-codes,knn-codes,selftrain-cnn",
+        help="comma-separated; the first pays for the shared label-free artefacts it needs",
     )
     parser.add_argument("--skip-table", action="store_true")
     parser.add_argument("--skip-beyond", action="store_true")

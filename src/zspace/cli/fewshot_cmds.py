@@ -73,7 +73,8 @@ def register(subparsers) -> None:
     study.set_defaults(run=run_fewshot)
 
     train = subparsers.add_parser(
-        "train-classifier", help=f"train and save the best few-label classifier ({BEST_METHOD})"
+        "train-classifier",
+        help=f"train and save a CNN from K labels per class, self-trained on {BEST_METHOD} pseudo-labels",
     )
     train.add_argument("--out", required=True, help="classifier run folder to create")
     train.add_argument(

@@ -8,7 +8,8 @@ the unlabelled training images (graph propagation, self-training).
     graph      kNN graphs, label spreading, Poisson learning
     deskew     MNIST deskewing
     beyond     methods that use the unlabelled images, and the shared study state
-    selftrain  CNN self-training on graph pseudo-labels (the best method)
+    hog        gradient histograms: the features of the best graph
+    selftrain  CNN self-training on graph pseudo-labels (the saved classifier)
     finetune   encoder fine-tuning
     study      the study driver; report: its table, JSON, CSV and plots
     classify   saved classifiers and MNIST-style image preparation
