@@ -445,3 +445,14 @@ def test_fast_decoder_matches_the_autoencoder(small_ae_run):
     fast = inference_decoder(autoencoder)(codes)
     assert fast.shape == expected.shape
     assert torch.allclose(fast, expected, atol=1e-5)
+
+
+def test_noise_streams_take_every_int64_seed():
+    from zspace.generation import MAX_SEED, noise_stream
+
+    first = torch.randn(3, generator=noise_stream(MAX_SEED, 9))
+    assert torch.equal(first, torch.randn(3, generator=noise_stream(MAX_SEED, 9)))
+    assert not torch.equal(first, torch.randn(3, generator=noise_stream(MAX_SEED, 8)))
+    for bad in (-1, MAX_SEED + 1, 1.5):
+        with pytest.raises(ZspaceError, match="seed must be"):
+            noise_stream(bad)

@@ -27,6 +27,7 @@ PIXEL_GAN_KIND = "pixel-gan"
 GAN_KINDS = (LATENT_GAN_KIND, PIXEL_GAN_KIND)
 MAX_SAMPLES = 1024  # per call (and per digit); larger sets are drawn in several calls
 NUM_DIGITS = 10
+MAX_SEED = 2**63 - 1  # seeds are int64 everywhere else
 
 
 def check_sample_request(digit: int | None, n: int, conditional: bool) -> None:
@@ -42,12 +43,15 @@ def check_sample_request(digit: int | None, n: int, conditional: bool) -> None:
 
 
 def noise_stream(seed: int, digit: int | None = None) -> torch.Generator:
-    """A CPU generator for (seed, digit); distinct pairs never share a stream."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ZspaceError(f"seed must be a whole number >= 0, got {seed!r}")
-    return torch.Generator().manual_seed(
-        seed * (NUM_DIGITS + 1) + (0 if digit is None else digit + 1)
-    )
+    """A CPU generator for (seed, digit), seed in 0..2**63-1.
+
+    The stream number is seed * 11 + (digit + 1), taken modulo 2**64 (the range torch seeds
+    take), so distinct pairs never share a stream below seed 1.6e18.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ZspaceError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    stream = seed * (NUM_DIGITS + 1) + (0 if digit is None else digit + 1)
+    return torch.Generator().manual_seed(stream % 2**64)
 
 
 class GANSampler:
