@@ -83,7 +83,7 @@ def register(subparsers) -> None:
     train.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the labelled draw and training"
     )
-    train.add_argument("--epochs", type=positive_int, default=None)
+    train.add_argument("--epochs", type=positive_int, default=None, help="CNN epochs (default 4)")
     train.add_argument(
         "--limit", type=positive_int, default=None, help="use only the first N training images"
     )
@@ -140,11 +140,13 @@ def run_fewshot(args) -> int:
 
 
 def run_train_classifier(args) -> int:
-    from zspace.fewshot.selftrain import SelfTrainingConfig, train_and_save_classifier
+    from zspace.fewshot.selftrain import (
+        CLASSIFIER_EPOCHS,
+        SelfTrainingConfig,
+        train_and_save_classifier,
+    )
 
-    config = SelfTrainingConfig()
-    if args.epochs:
-        config.epochs = args.epochs
+    config = SelfTrainingConfig(epochs=args.epochs or CLASSIFIER_EPOCHS)
     report = train_and_save_classifier(
         args.out,
         per_class=args.per_class,
