@@ -35,15 +35,54 @@ def cell(result: dict | None) -> str:
     return f"{100 * result['mean']:.2f} ± {100 * (high - low) / 2:.2f}"
 
 
-def table_markdown(summary: dict) -> str:
-    """The reference-shaped table (one per label count) and a table of the other methods."""
+def reference_table(summary: dict, count: int) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the reference-shaped table (architecture | pixels+MLP | encoder+MLP)
+    for one label count, with the reference numbers beside ours at 50 random labels."""
     config, results = summary["config"], summary["results"]
     by_key = {(r["method"], r["head"], r["labels"]): r for r in results}
     diffs = {(d["head"], d["labels"]): d for d in summary.get("differences", [])}
-    counts = sorted({r["labels"] for r in results})
     heads = list(dict.fromkeys(r["head"] for r in results if r["head"] != "-"))
-    draw_rule = f"{config['per_class']} per class" if config.get("per_class") else "random"
     finetuned = any(r["method"] == FINETUNED for r in results)
+    has_reference = count == REFERENCE_LABELS and not config.get("per_class")
+    header = ["architecture", "pixels+MLP"]
+    header += ["reference"] if has_reference else []
+    header += ["encoder+MLP"]
+    header += ["reference"] if has_reference else []
+    header += ["finetuned encoder+MLP"] if finetuned else []
+    header += ["encoder − pixels"]
+    rows = []
+    for head in heads:
+        reference = REFERENCE.get(head) if has_reference else None
+        row = [f"`{head}`", cell(by_key.get((PIXELS, head, count)))]
+        if has_reference:
+            row.append(f"{100 * reference[0]:.2f}" if reference else "-")
+        row.append(cell(by_key.get((ENCODER, head, count))))
+        if has_reference:
+            row.append(f"{100 * reference[1]:.2f}" if reference else "-")
+        if finetuned:
+            row.append(cell(by_key.get((FINETUNED, head, count))))
+        difference = diffs.get((head, count))
+        row.append(_signed(difference) if difference else "-")
+        rows.append(row)
+    return header, rows
+
+
+def beyond_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the methods that use the unlabelled training images."""
+    timings = summary.get("timings", {})
+    rows = []
+    for result in (r for r in summary["results"] if r["head"] == "-"):
+        seconds = timings.get(f"method:{result['method']}")
+        time_text = f"{seconds:.0f} s" if seconds is not None else "-"
+        rows.append([result["method"], str(result["labels"]), cell(result), time_text])
+    draws = summary["config"]["draws"]
+    return ["method", "labels", "accuracy (%)", f"time for {draws} draws"], rows
+
+
+def table_markdown(summary: dict) -> str:
+    """The reference-shaped table (one per label count) and a table of the other methods."""
+    config, results = summary["config"], summary["results"]
+    draw_rule = f"{config['per_class']} per class" if config.get("per_class") else "random"
     lines = [
         "# Few-shot transfer: pixels+MLP vs encoder+MLP",
         "",
@@ -55,38 +94,12 @@ def table_markdown(summary: dict) -> str:
         f" {config['head_training']['learning_rate']}, weight decay"
         f" {config['head_training']['weight_decay']} (fixed; no test-set selection).",
     ]
-    for count in counts:
-        has_reference = count == REFERENCE_LABELS and not config.get("per_class")
-        header = ["architecture", "pixels+MLP"]
-        header += ["reference"] if has_reference else []
-        header += ["encoder+MLP"]
-        header += ["reference"] if has_reference else []
-        header += ["finetuned encoder+MLP"] if finetuned else []
-        header += ["encoder − pixels"]
-        rows = []
-        for head in heads:
-            reference = REFERENCE.get(head) if has_reference else None
-            row = [f"`{head}`", cell(by_key.get((PIXELS, head, count)))]
-            if has_reference:
-                row.append(f"{100 * reference[0]:.2f}" if reference else "-")
-            row.append(cell(by_key.get((ENCODER, head, count))))
-            if has_reference:
-                row.append(f"{100 * reference[1]:.2f}" if reference else "-")
-            if finetuned:
-                row.append(cell(by_key.get((FINETUNED, head, count))))
-            difference = diffs.get((head, count))
-            row.append(_signed(difference) if difference else "-")
-            rows.append(row)
+    for count in sorted({r["labels"] for r in results}):
+        header, rows = reference_table(summary, count)
         if rows:
             lines += ["", f"## {count} labels", "", *_markdown_rows(header, rows)]
-    beyond = [r for r in results if r["head"] == "-"]
-    if beyond:
-        timings = summary.get("timings", {})
-        rows = []
-        for result in beyond:
-            seconds = timings.get(f"method:{result['method']}")
-            time_text = f"{seconds:.0f} s" if seconds is not None else "-"
-            rows.append([result["method"], str(result["labels"]), cell(result), time_text])
+    header, rows = beyond_table(summary)
+    if rows:
         lines += [
             "",
             "## Beyond: using the 60,000 unlabelled training images",
@@ -95,9 +108,7 @@ def table_markdown(summary: dict) -> str:
             " time includes building the label-free artefacts (deskewed images, features, kNN"
             " graph) it was the first to need.",
             "",
-            *_markdown_rows(
-                ["method", "labels", "accuracy (%)", f"time for {config['draws']} draws"], rows
-            ),
+            *_markdown_rows(header, rows),
             "",
             "Published anchors at 50 labels: "
             + "; ".join(f"{name} {100 * value:.1f}%" for name, value in PUBLISHED.items())

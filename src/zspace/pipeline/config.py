@@ -51,9 +51,14 @@ class FewshotSettings:
     labels: int = 50
     draws: int = 20
     heads: list[str] = field(default_factory=lambda: list(REFERENCE_HEADS))
-    methods: list[str] = field(default_factory=lambda: ["knn", "label-propagation"])
+    # Methods that also use the unlabelled training images (zspace fewshot --methods).
+    methods: list[str] = field(
+        default_factory=lambda: ["knn-codes", "poisson-codes", "poisson-hog"]
+    )
     label_sweep: list[int] = field(default_factory=lambda: [10, 20, 50, 100, 500, 1000])
     sweep_draws: int = 5
+    sweep_head: str = "(sigmoid,64)->(softmax,10)"
+    sweep_methods: list[str] = field(default_factory=lambda: ["poisson-codes"])
     test_limit: int | None = None  # classify only the first N test images (quick runs)
 
 
@@ -190,6 +195,15 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
     if config.autoencoder.learning_rate <= 0:
         raise ZspaceError("autoencoder.learning_rate must be positive")
+    from zspace.fewshot.beyond import BEYOND_METHODS
+    from zspace.fewshot.heads import parse_heads
+
+    parse_heads([*config.fewshot.heads, config.fewshot.sweep_head])  # one-line error if bad
+    for name in [*config.fewshot.methods, *config.fewshot.sweep_methods]:
+        if name not in BEYOND_METHODS:
+            raise ZspaceError(
+                f"fewshot: unknown method {name!r}; choose from {sorted(BEYOND_METHODS)}"
+            )
     if any(n < 1 for n in config.fewshot.label_sweep):
         raise ZspaceError("fewshot.label_sweep must hold label counts >= 1")
     if config.interpolation.steps < 2:

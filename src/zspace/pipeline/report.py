@@ -29,13 +29,22 @@ def _fewshot_section(doc: Document, summary: dict) -> None:
         doc.table(summary["table"]["headers"], summary["table"]["rows"])
     if summary.get("beyond"):
         doc.text(
-            "Methods that also use the 60,000 unlabelled training images through the latent "
-            "space (test images are only ever classified):"
+            "Methods that also use the unlabelled training images (test images are only ever "
+            "classified, never trained on or put into a graph):"
         )
         doc.table(summary["beyond"]["headers"], summary["beyond"]["rows"])
-    figure = summary.get("figures", {}).get("learning_curve")
-    if figure:
-        doc.image(figure, "Test accuracy against the number of labelled images (mean, 95% CI).")
+    figures = summary.get("figures", {})
+    if figures.get("heads"):
+        doc.image(figures["heads"], "Test accuracy per head and pipeline (mean, 95% CI).")
+    if figures.get("learning_curve"):
+        doc.text(
+            "The learning curve repeats the study for several label counts, with fewer draws "
+            "each (see `fewshot/sweep/table.md` for the numbers)."
+        )
+        doc.image(
+            figures["learning_curve"],
+            "Test accuracy against the number of labelled images (mean, 95% CI).",
+        )
 
 
 def _autoencoder_section(doc: Document, summary: dict, latent_map: dict | None) -> None:
