@@ -184,7 +184,13 @@ def test_interrupted_run_finishes_like_an_uninterrupted_one(
     assert (out / "stages" / "gan-default.started").is_file()
     assert not (out / "stages" / "gan-default.json").exists()
     assert main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
-    assert _summaries(out) == _summaries(tiny_run)
+    resumed, uninterrupted = _summaries(out), _summaries(tiny_run)
+    # The pixel-space baseline trains for a wall-clock budget, so how far it gets differs from
+    # run to run by design; everything else must match exactly.
+    for summaries in (resumed, uninterrupted):
+        summaries.pop("pixel-cgan")
+        summaries["evaluation"]["rows"].pop("pixel-cgan")
+    assert resumed == uninterrupted
 
 
 def test_changed_setting_invalidates_dependent_stages(tiny_run, tiny_config, tmp_path, capsys):
