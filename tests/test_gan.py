@@ -118,11 +118,11 @@ def test_code_scaler_round_trip():
     assert torch.allclose(scaler.inverse(standardized), data, atol=1e-5)
 
 
-def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, **training):
+def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, model=None, **training):
     settings = {"limit": 1000, "epochs": 2, "seed": 0, "monitor_samples": 0, **training}
     return train_gan(
         out,
-        config_for_preset(preset, conditional=conditional),
+        config_for_preset(preset, conditional=conditional, **(model or {})),
         GANTrainingConfig(**settings),
         ae_run=ae_run,
         data_dir=mnist_dir,
@@ -153,10 +153,23 @@ def test_small_run_has_every_artifact(small_ae_run, mnist_dir, tmp_path):
     assert all(np.isfinite(m["d_loss"]) and np.isfinite(m["g_loss"]) for m in metrics)
 
 
+# Every schedule, the moving average and the R1 penalty must resume exactly too.
+EVERY_OPTION = {
+    "ema_decay": 0.99,
+    "r1_weight": 0.5,
+    "d_steps": 2,
+    "lr_schedule": "linear",
+    "batch_size": 128,
+}
+
+
+@pytest.mark.parametrize(
+    "preset, model", [("wide-sn", {}), ("wide", EVERY_OPTION)], ids=["wide-sn", "every-option"]
+)
 def test_resume_after_interruption_matches_uninterrupted_run(
-    small_ae_run, mnist_dir, tmp_path, monkeypatch
+    small_ae_run, mnist_dir, tmp_path, monkeypatch, preset, model
 ):
-    kwargs = {"preset": "wide-sn", "conditional": True, "epochs": 3, "limit": 600}
+    kwargs = {"preset": preset, "model": model, "conditional": True, "epochs": 3, "limit": 600}
     _train(tmp_path / "full", small_ae_run, mnist_dir, **kwargs)
 
     import zspace.training.loop as loop
@@ -174,7 +187,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
     with pytest.raises(ZspaceError, match="already holds a run"):
         _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
-    config = config_for_preset("wide-sn", conditional=True)
+    config = config_for_preset(preset, conditional=True, **model)
     train_gan(
         tmp_path / "cut",
         config,
@@ -185,7 +198,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(
         resume=True,
         progress=False,
     )
-    for name in ("generator", "discriminator"):
+    names = ["generator", "discriminator"] + (["generator_ema"] if model else [])
+    for name in names:
         reference = load_file(str(tmp_path / "full" / f"{name}.safetensors"))
         resumed = load_file(str(tmp_path / "cut" / f"{name}.safetensors"))
         assert all(torch.equal(reference[k], resumed[k]) for k in reference), name
@@ -445,6 +459,32 @@ def test_fast_decoder_matches_the_autoencoder(small_ae_run):
     fast = inference_decoder(autoencoder)(codes)
     assert fast.shape == expected.shape
     assert torch.allclose(fast, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "preset, conditional", [("wide", True), ("reference", False), ("reference", True)]
+)
+def test_fast_generator_matches_the_generator(preset, conditional):
+    from zspace.models.fast_decode import FastGenerator
+
+    torch.manual_seed(0)
+    config = config_for_preset(preset, conditional=conditional)
+    generator = Generator(config).eval()
+    scaler = CodeScaler(64).fit(torch.randn(200, 64) * 2 + 1)
+    noise = torch.randn(9, 64)
+    labels = torch.randint(0, 10, (9,)) if conditional else None
+    with torch.no_grad():
+        expected = scaler.inverse(generator(noise, labels))
+    assert torch.allclose(FastGenerator(generator, scaler)(noise, labels), expected, atol=1e-5)
+
+
+def test_fast_sampling_path_matches_the_plain_one(cgan_run):
+    model = zspace.load(cgan_run)
+    noise, labels = model.noise(20, seed=5), torch.arange(20) % 10
+    plain = model.codes_to_images(model.generate_codes(noise, labels))
+    assert torch.allclose(model.images(noise, labels), plain, atol=1e-5)
+    with pytest.raises(ZspaceError, match="conditional"):
+        model.images(noise)
 
 
 def test_noise_streams_take_every_int64_seed():

@@ -138,7 +138,35 @@ class GANSampler:
 
     def images(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Noise [+ labels] -> float (N, 1, 28, 28) images in [0, 1] on CPU (no size cap)."""
-        return self.codes_to_images(self.generate_codes(noise, labels))
+        fast = self._fast_generator(labels)
+        if fast is None or len(noise) == 0:
+            return self.codes_to_images(self.generate_codes(noise, labels))
+        if self.conditional and labels is None:
+            raise ZspaceError("this run is a conditional GAN; give a label for every noise row")
+        if not self.conditional and labels is not None:
+            raise ZspaceError("this run is an unconditional GAN; it takes no labels")
+        decoder = self._inference_decoder()
+        with torch.inference_mode():
+            return torch.cat(
+                [
+                    decoder(fast(noise[start : start + 4096], _part(labels, start, 4096)))
+                    for start in range(0, len(noise), 4096)
+                ]
+            )
+
+    def _fast_generator(self, labels):
+        """On CPU, for a latent GAN and integer labels (or none): G with the scaler folded in,
+        rebuilt per call because training changes the weights; else None."""
+        if self.autoencoder is None or self.device.type != "cpu":
+            return None
+        if labels is not None and labels.dtype.is_floating_point:
+            return None
+        from zspace.models.fast_decode import FastGenerator
+
+        try:
+            return FastGenerator(self.generator, self.scaler)
+        except ValueError:  # an architecture the fast path does not cover
+            return None
 
     def sample_with_labels(
         self, digit: int | None = None, n: int = 16, seed: int = 0
@@ -161,6 +189,10 @@ class GANSampler:
         return self.sample_with_labels(digit=digit, n=n, seed=seed)[0]
 
 
+def _part(labels: torch.Tensor | None, start: int, size: int) -> torch.Tensor | None:
+    return None if labels is None else labels[start : start + size]
+
+
 def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSampler:
     """Rebuild a latent-gan or pixel-gan run (its autoencoder travels inside the run folder)."""
     from zspace.models.autoencoder import AutoencoderConfig
@@ -174,7 +206,9 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
     except (KeyError, TypeError) as error:
         raise RunError(f"{run.config_path} has no valid GAN model config") from error
     generator = Generator(config).to(torch_device)
-    load_weights_into(generator, run, "generator.safetensors", torch_device)
+    # With a moving average of G's weights, that average is the generator to sample from.
+    weights = "generator_ema.safetensors" if config.ema_decay > 0 else "generator.safetensors"
+    load_weights_into(generator, run, weights, torch_device)
     scaler = CodeScaler(config.data_dim).to(torch_device)
     load_weights_into(scaler, run, "scaler.safetensors", torch_device)
     autoencoder = None

@@ -27,6 +27,7 @@ ACTIVATIONS = {
     "identity": lambda: nn.Identity(),
 }
 LOSSES = ("bce", "minimax", "hinge")
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
@@ -71,6 +72,15 @@ class GANConfig:
     learning_rate_d: float = 2e-4
     betas: list = field(default_factory=lambda: [0.5, 0.999])
     batch_size: int = 128
+    # "constant", or "linear": both learning rates fall linearly to 0 over the run's epochs.
+    lr_schedule: str = "constant"
+    # D updates per G update (each on a fresh real batch), as in WGAN-style training.
+    d_steps: int = 1
+    # R1 penalty (Mescheder et al. 2018): r1_weight / 2 * E ||grad_x D(x)||^2 on real data.
+    r1_weight: float = 0.0
+    # Exponential moving average of G's weights (Karras et al. 2018; Yazici et al. 2019), used
+    # for sampling; 0 turns it off. Its weights are saved as generator_ema.safetensors.
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,8 +108,16 @@ class GANConfig:
             raise ZspaceError(
                 f"conditioning must be concat or projection, got {self.conditioning!r}"
             )
-        if self.auxiliary_weight < 0:
-            raise ZspaceError("auxiliary_weight must be >= 0")
+        if self.auxiliary_weight < 0 or self.r1_weight < 0:
+            raise ZspaceError("auxiliary_weight and r1_weight must be >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ZspaceError(
+                f"unknown lr_schedule {self.lr_schedule!r}; choose from {LR_SCHEDULES}"
+            )
+        if self.d_steps < 1:
+            raise ZspaceError(f"d_steps must be at least 1, got {self.d_steps}")
+        if not 0 <= self.ema_decay < 1:
+            raise ZspaceError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.noise_dim < 1 or self.data_dim < 1 or self.batch_size < 1:
             raise ZspaceError("noise_dim, data_dim and batch_size must be at least 1")
 

@@ -9,6 +9,7 @@ histogram of generated samples is logged as a mode-collapse check.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,7 +26,13 @@ from zspace.generation import LATENT_GAN_KIND, PIXEL_GAN_KIND, GANSampler
 from zspace.models.autoencoder import to_float_images
 from zspace.models.gan import CodeScaler, Discriminator, GANConfig, Generator
 from zspace.runs import RunDir
-from zspace.training.loop import TrainingParts, progress_bar, run_epochs, shuffled_batches
+from zspace.training.loop import (
+    TrainingParts,
+    progress_bar,
+    run_epochs,
+    set_learning_rate,
+    shuffled_batches,
+)
 
 SPACES = ("latent", "pixels")
 SAMPLES_FOLDER = "samples"
@@ -77,6 +84,57 @@ def generator_loss(config: GANConfig, fake_logits) -> torch.Tensor:
     if config.loss == "minimax":  # minimise log(1 - D(G(z))) = -BCE(D(G(z)), 0)
         return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def discriminator_step(
+    config: GANConfig, discriminator, optimizer, real, fake, labels
+) -> tuple[torch.Tensor, dict]:
+    """One D update on a real batch and a generated batch (`fake`, detached here) of the same
+    labels. Returns the detached loss and the terms logged beside it: mean real and fake
+    logits and, with an R1 penalty, the mean squared gradient norm on real data."""
+    fake = fake.detach()
+    if config.r1_weight > 0:
+        real = real.detach().requires_grad_(True)
+    real_logits, real_classes = discriminator.scores(real, labels)
+    fake_logits, _ = discriminator.scores(fake, labels)
+    loss = discriminator_loss(config, real_logits, fake_logits)
+    if real_classes is not None:
+        loss = loss + config.auxiliary_weight * F.cross_entropy(real_classes, labels)
+    terms = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+    if config.r1_weight > 0:
+        (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+        penalty = gradient.pow(2).sum(1).mean()
+        loss = loss + 0.5 * config.r1_weight * penalty
+        terms["r1"] = penalty.detach()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), terms
+
+
+def generator_step(config: GANConfig, discriminator, optimizer, fake, labels) -> torch.Tensor:
+    """One G update from a generated batch (with its graph); returns the detached loss."""
+    discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
+    judged_logits, judged_classes = discriminator.scores(fake, labels)
+    loss = generator_loss(config, judged_logits)
+    if judged_classes is not None:
+        loss = loss + config.auxiliary_weight * F.cross_entropy(judged_classes, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    discriminator.requires_grad_(True)
+    return loss.detach()
+
+
+@torch.no_grad()
+def update_average(average, generator, decay: float, step: int) -> None:
+    """average <- decay * average + (1 - decay) * generator, with a warm-up.
+
+    The effective decay min(decay, (1 + step) / (10 + step)) keeps the first steps' random
+    weights from lingering in the average of a short run.
+    """
+    decay = min(decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(average.parameters()), list(generator.parameters()), 1 - decay)
 
 
 @dataclass
@@ -182,8 +240,20 @@ def train_gan(
     optimizer_d = torch.optim.Adam(
         discriminator.parameters(), gan_config.learning_rate_d, betas=betas
     )
-    sampler = GANSampler(gan_config, generator, scaler, prepared.autoencoder, kind)
+    modules = {"generator": generator, "discriminator": discriminator, "scaler": scaler}
+    average = None
+    if gan_config.ema_decay > 0:
+        # A separate module (and weights file) so that resume restores it exactly.
+        average = copy.deepcopy(generator).requires_grad_(False)
+        modules["generator_ema"] = average
+    sampler = GANSampler(gan_config, average or generator, scaler, prepared.autoencoder, kind)
     steps_per_epoch = -(-len(data) // gan_config.batch_size)
+    total_steps = steps_per_epoch * training.epochs
+
+    def learning_rate_factor(step: int) -> float:
+        if gan_config.lr_schedule == "linear":
+            return max(0.0, 1.0 - step / total_steps)
+        return 1.0
 
     def train_epoch(epoch: int) -> dict:
         generator.train()
@@ -194,6 +264,8 @@ def train_gan(
             deadline = time.perf_counter() + training.time_budget - training_seconds(run.path)
         steps = 0
         sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        if gan_config.r1_weight > 0:
+            sums["r1"] = 0.0
         batches = shuffled_batches(
             len(data), gan_config.batch_size, training.seed, epoch, torch_device
         )
@@ -201,48 +273,41 @@ def train_gan(
         for indices in bar:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
+            # Every schedule is a function of the global step, so resume continues exactly.
+            step = (epoch - 1) * steps_per_epoch + steps
             steps += 1
+            factor = learning_rate_factor(step)
+            set_learning_rate(optimizer_d, gan_config.learning_rate_d * factor)
+            set_learning_rate(optimizer_g, gan_config.learning_rate_g * factor)
             real = data[indices]
             batch_labels = None if labels is None else labels[indices]
+            # G steps after every d_steps-th D step, on the batch that D step judged.
+            g_step = (step + 1) % gan_config.d_steps == 0
             noise = torch.randn(len(indices), gan_config.noise_dim, device=torch_device)
-            fake = generator(noise, batch_labels)
-
-            real_logits, real_classes = discriminator.scores(real, batch_labels)
-            fake_logits, _ = discriminator.scores(fake.detach(), batch_labels)
-            d_loss = discriminator_loss(gan_config, real_logits, fake_logits)
-            if real_classes is not None:
-                d_loss = d_loss + gan_config.auxiliary_weight * F.cross_entropy(
-                    real_classes, batch_labels
-                )
-            optimizer_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            optimizer_d.step()
-
-            discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
-            judged_logits, judged_classes = discriminator.scores(fake, batch_labels)
-            g_loss = generator_loss(gan_config, judged_logits)
-            if judged_classes is not None:
-                g_loss = g_loss + gan_config.auxiliary_weight * F.cross_entropy(
-                    judged_classes, batch_labels
-                )
-            optimizer_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            optimizer_g.step()
-            discriminator.requires_grad_(True)
-
-            sums["d_loss"] += d_loss.detach()
-            sums["g_loss"] += g_loss.detach()
-            sums["d_real"] += real_logits.detach().mean()
-            sums["d_fake"] += fake_logits.detach().mean()
+            with torch.set_grad_enabled(g_step):
+                fake = generator(noise, batch_labels)
+            d_loss, terms = discriminator_step(
+                gan_config, discriminator, optimizer_d, real, fake, batch_labels
+            )
+            for name, value in terms.items():
+                sums[name] += value
+            sums["d_loss"] += d_loss
+            if not g_step:
+                continue
+            sums["g_loss"] += generator_step(
+                gan_config, discriminator, optimizer_g, fake, batch_labels
+            )
+            if average is not None:
+                update_average(average, generator, gan_config.ema_decay, step // gan_config.d_steps)
         record = {name: float(value) / max(steps, 1) for name, value in sums.items()}
+        record["g_loss"] *= gan_config.d_steps  # G stepped once per d_steps batches
         if steps < steps_per_epoch:
             record["steps"] = steps
         record.update(epoch_report(sampler, run, epoch, training, classifier))
         return record
 
     parts = TrainingParts(
-        modules={"generator": generator, "discriminator": discriminator, "scaler": scaler},
-        optimizers={"generator": optimizer_g, "discriminator": optimizer_d},
+        modules=modules, optimizers={"generator": optimizer_g, "discriminator": optimizer_d}
     )
 
     def stop_when_budget_spent(epoch: int, record: dict) -> None:
@@ -265,6 +330,7 @@ def train_gan(
     except _BudgetSpent:
         pass
     generator.eval()
+    sampler.generator.eval()
     return sampler
 
 
