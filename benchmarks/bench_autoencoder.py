@@ -44,20 +44,22 @@ def main() -> None:
     parser.add_argument("--loss", default=AETrainingConfig().loss)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", default=None, help="write the figures here as JSON")
+    parser.add_argument("--keep", default=None, help="keep the trained run in this folder")
     args = parser.parse_args()
 
     dataset = load_dataset("mnist", data_dir=args.data_dir)
     with tempfile.TemporaryDirectory() as folder:
+        run_dir = Path(args.keep) if args.keep else Path(folder) / "run"
         started = time.perf_counter()
         model = train_autoencoder(
-            Path(folder) / "run",
+            run_dir,
             config_for_preset(args.preset),
             AETrainingConfig(epochs=args.epochs, loss=args.loss),
             data_dir=args.data_dir,
             device="cpu",
         )
         wall = time.perf_counter() - started
-        metrics = [json.loads(line) for line in (Path(folder) / "run" / "metrics.jsonl").open()]
+        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     figures = {
         "preset": args.preset,
         "epochs": args.epochs,

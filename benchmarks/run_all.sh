@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark in turn, on an otherwise idle machine; JSON results land in $OUT.
+#   ZSPACE_DATA=../shared/data bash benchmarks/run_all.sh [OUT]
+set -euo pipefail
+OUT="${1:-bench_out}"
+mkdir -p "$OUT"
+rm -rf "$OUT/ae"
+python benchmarks/bench_autoencoder.py --keep "$OUT/ae" --json "$OUT/autoencoder.json"
+python benchmarks/bench_fewshot.py --ae "$OUT/ae" --out "$OUT/fewshot"
+python benchmarks/bench_eval_classifier.py --json "$OUT/eval_classifier.json"
+python benchmarks/bench_gan.py --ae "$OUT/ae" --work "$OUT/gan" --json "$OUT/gan.json"
+python benchmarks/bench_web.py --json "$OUT/web.json"
+/usr/bin/time -v zspace run --quick --out "$OUT/quick" --no-progress 2> "$OUT/quick_time.txt"
