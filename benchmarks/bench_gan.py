@@ -39,13 +39,20 @@ def summarize(report: dict) -> dict:
 
 
 def train_conditional(
-    out: Path, preset: str, ae: str | None, space: str, data_dir, epochs=None, budget=None
-) -> float:
-    """Train a conditional GAN into `out` (replacing it); returns its training seconds."""
+    out: Path,
+    preset: str,
+    ae: str | None,
+    space: str,
+    data_dir,
+    epochs=None,
+    budget=None,
+    conditional: bool = True,
+) -> tuple[float, float]:
+    """Train a GAN into `out` (replacing it); returns its (wall, CPU) training seconds."""
     shutil.rmtree(out, ignore_errors=True)
     data_dim = 784 if space == "pixels" else RunDir(ae).read_config()["model"]["latent_dim"]
     overrides = {"generator_output": "tanh"} if space == "pixels" else {}
-    config = config_for_preset(preset, data_dim, conditional=True, **overrides)
+    config = config_for_preset(preset, data_dim, conditional=conditional, **overrides)
     defaults = GANTrainingConfig()
     training = GANTrainingConfig(
         space=space,
@@ -53,23 +60,29 @@ def train_conditional(
         time_budget=budget,
         monitor_samples=0,  # the check costs time; the benchmark measures quality at the end
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     train_gan(out, config, training, ae_run=ae, data_dir=data_dir, device="cpu", progress=False)
-    wall = time.perf_counter() - started
-    return round(wall, 1)  # includes encoding the training set once
+    # Both include encoding the training set once. CPU time (all threads) is the fairer
+    # figure on a shared machine: it does not grow while other processes hold the cores.
+    return round(time.perf_counter() - started, 1), round(time.process_time() - cpu_started, 1)
 
 
 @torch.inference_mode()
-def sampling_speed(run: Path, batch: int = 1000, repeats: int = 20) -> float:
+def sampling_speed(run: Path, batch: int = 1000, repeats: int = 30) -> float:
+    """Images per second, noise to pixels at `batch`; the best of 3 rounds (the machine is
+    shared, and the best round is the least disturbed one)."""
     model = load_gan(run, "cpu")
     noise = model.noise(batch, seed=0)
     labels = torch.arange(batch) % 10 if model.conditional else None
     for _ in range(3):
         model.images(noise, labels)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        model.images(noise, labels)
-    return round(batch * repeats / (time.perf_counter() - started))
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model.images(noise, labels)
+        best = max(best, batch * repeats / (time.perf_counter() - started))
+    return round(best)
 
 
 def main() -> None:
@@ -79,7 +92,13 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["reference", DEFAULT_PRESET])
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
     parser.add_argument("--pixel-factor", type=float, default=5.0, help="0 skips the baseline")
-    parser.add_argument("--gmm-components", type=int, default=4)
+    parser.add_argument("--gmm-components", type=int, nargs="+", default=[4, 10])
+    parser.add_argument(
+        "--unconditional", action="store_true", help="also train unconditional GANs per preset"
+    )
+    parser.add_argument(
+        "--sampling-threads", type=int, nargs="+", default=[1, 2], help="thread counts to time"
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cache-dir", default=None, help="evaluation classifier cache")
     parser.add_argument("--per-digit", type=int, default=1000)
@@ -93,26 +112,36 @@ def main() -> None:
     )
     result: dict = {"threads": torch.get_num_threads(), "targets": TARGETS, "presets": {}}
     ceiling = None
+    if args.unconditional:
+        result["unconditional"] = {}
     for preset in args.presets:
-        run = work / f"cgan-{preset}"
-        seconds = train_conditional(run, preset, args.ae, "latent", args.data_dir, args.epochs)
-        report = evaluate_source(run, ceiling=ceiling is None, **evaluate)
-        ceiling = ceiling or report["ceiling"]
-        epochs = RunDir(run).read_metrics()[-1]["epoch"]
-        result["presets"][preset] = {
-            "train_seconds": seconds,
-            "epochs": epochs,
-            **summarize(report["samples"]),
-        }
-        print(json.dumps({preset: result["presets"][preset]}), flush=True)
+        for conditional in (True, False) if args.unconditional else (True,):
+            run = work / f"{'cgan' if conditional else 'gan'}-{preset}"
+            wall, cpu = train_conditional(
+                run, preset, args.ae, "latent", args.data_dir, args.epochs, None, conditional
+            )
+            report = evaluate_source(run, ceiling=ceiling is None, **evaluate)
+            ceiling = ceiling or report["ceiling"]
+            entry = {
+                "train_seconds": wall,
+                "train_cpu_seconds": cpu,
+                "epochs": RunDir(run).read_metrics()[-1]["epoch"],
+                **summarize(report["samples"]),
+            }
+            result["presets" if conditional else "unconditional"][preset] = entry
+            print(json.dumps({run.name: entry}), flush=True)
     result["reconstructions"] = summarize(ceiling)
 
     from zspace.evaluation.gmm import fit_gmm_baseline
 
-    gmm_run = work / "gmm"
-    shutil.rmtree(gmm_run, ignore_errors=True)
-    fit_gmm_baseline(args.ae, gmm_run, components=args.gmm_components, data_dir=args.data_dir)
-    result["gmm"] = summarize(evaluate_source(gmm_run, ceiling=False, **evaluate)["samples"])
+    result["gmm"] = {}
+    for components in args.gmm_components:
+        gmm_run = work / f"gmm-{components}"
+        shutil.rmtree(gmm_run, ignore_errors=True)
+        fit_gmm_baseline(args.ae, gmm_run, components=components, data_dir=args.data_dir)
+        report = evaluate_source(gmm_run, ceiling=False, **evaluate)["samples"]
+        result["gmm"][str(components)] = summarize(report)
+        print(json.dumps({gmm_run.name: result["gmm"][str(components)]}), flush=True)
 
     default = result["presets"].get(DEFAULT_PRESET) or next(iter(result["presets"].values()))
     if args.pixel_factor > 0:
@@ -128,14 +157,22 @@ def main() -> None:
     default_run = work / f"cgan-{DEFAULT_PRESET}"
     if not default_run.exists():
         default_run = work / f"cgan-{args.presets[-1]}"
-    result["images_per_second"] = sampling_speed(default_run)
+    threads = torch.get_num_threads()
+    result["images_per_second"] = {}
+    for count in args.sampling_threads:
+        torch.set_num_threads(count)
+        result["images_per_second"][str(count)] = sampling_speed(default_run)
+    torch.set_num_threads(threads)
+    fastest = max(result["images_per_second"].values())
     fd_ceiling = result["reconstructions"]["frechet_distance"]
+    gmm_best = min(r["frechet_distance"] for r in result["gmm"].values())
+    result["fd_ratio"] = round(default["frechet_distance"] / fd_ceiling, 2)
     result["checks"] = {
         "accuracy": default["requested_accuracy"] >= TARGETS["accuracy"],
         "fd_vs_reconstructions": default["frechet_distance"] <= TARGETS["fd_ratio"] * fd_ceiling,
-        "beats_gmm": default["frechet_distance"] < result["gmm"]["frechet_distance"],
+        "beats_gmm": default["frechet_distance"] < gmm_best,
         "train_seconds": default["train_seconds"] <= TARGETS["train_seconds"],
-        "images_per_second": result["images_per_second"] >= TARGETS["images_per_second"],
+        "images_per_second": fastest >= TARGETS["images_per_second"],
     }
     if "pixel_gan" in result:
         result["checks"]["beats_pixel_gan"] = (

@@ -105,6 +105,15 @@ def test_every_preset_builds_and_runs(preset):
     assert Discriminator(config).logits(fake, labels).shape == (3,)
 
 
+def test_overrides_win_over_a_presets_settings_and_leave_it_alone():
+    config = config_for_preset("wide-r1", conditional=True, batch_size=256)
+    assert config.batch_size == 256 and config.r1_weight > 0 and config.ema_decay > 0
+    config.betas.append(1.0)
+    config.generator_layers[0][0] = 3
+    fresh = config_for_preset("wide-r1")
+    assert fresh.betas == [0.0, 0.99] and fresh.generator_layers[0][0] == 256
+
+
 def test_unknown_preset_is_a_user_error():
     with pytest.raises(ZspaceError, match="unknown GAN preset"):
         config_for_preset("stylegan9")

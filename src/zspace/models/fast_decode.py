@@ -7,9 +7,11 @@ output channel, followed by a pixel shuffle ("sub-pixel convolution", Shi et al.
 pixel (2i + a, 2j + b) only ever sees input rows i-1..i+1 and columns j-1..j+1. The second
 upsampling goes one step further: pixel shuffle, then the second transposed convolution, is
 again a 3x3 convolution on the 7x7 map, producing the 4x4 = 16 output phases of each 28x28
-block, so the 14x14 map is never materialised (on one core this takes the decoder from about
-35 ms to about 25 ms per 1,000 images). The code-to-map Linear writes its output directly in
-channels-last order, which oneDNN's fast convolutions want, so no copy is needed.
+block, so the 14x14 map is never materialised. Both convolutions then shrink from 3x3 to 2x2
+(`two_by_two_weights`), which drops the kernel taps that are always zero. The code-to-map
+Linear writes its output directly in channels-last order, which oneDNN's fast convolutions
+want, so no copy is needed. On one core, 1,000 images: the original decoder about 50 ms, one
+sub-pixel step per upsampling 35 ms, these fused 2x2 steps about 28 ms.
 
 Generator. The one-hot label's columns of the first Linear become a per-digit bias added to
 the noise's product, the code scaler's affine map is folded into the last Linear, and hidden
@@ -86,8 +88,35 @@ def shuffled_subpixel_weights(
     return weight.contiguous().to(device), bias.repeat_interleave(factor * factor).to(device)
 
 
+def two_by_two_weights(
+    up1: tuple[torch.Tensor, torch.Tensor], up2: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shrink the two 3x3 sub-pixel convolutions to 2x2 ones on an 8x8 grid.
+
+    Phase (a, b) of the first upsampling only uses kernel rows a..a+1 and columns b..b+1 of
+    its 3x3 kernel (the others are zero), so a 2x2 convolution with padding 1 computes it at
+    position (i + a, j + b) of an 8x8 grid. The second convolution, reading that grid, then
+    needs only a 2x2 window too. Grid cells that stand for rows or columns outside the 14x14
+    map (row 0 for a = 1, row 7 for a = 0; likewise columns) must read as zero: `mask`.
+    Returns (first weight, second weight, mask (C, 8, 8)); the biases are unchanged.
+    """
+    weight1, weight2 = up1[0], up2[0]
+    channels = weight1.shape[0]  # 4 phases per channel, phase index = a * 2 + b
+    small1 = weight1.new_empty(channels, weight1.shape[1], 2, 2)
+    small2 = weight2.new_empty(weight2.shape[0], channels, 2, 2)
+    mask = weight1.new_ones(channels, 8, 8)
+    for channel in range(channels):
+        a, b = channel % 4 // 2, channel % 2
+        small1[channel] = weight1[channel, :, a : a + 2, b : b + 2]
+        small2[:, channel] = weight2[:, channel, 1 - a : 3 - a, 1 - b : 3 - b]
+        mask[channel, 7 - 7 * a, :] = 0
+        mask[channel, :, 7 - 7 * b] = 0
+    return small1, small2, mask
+
+
 class SubpixelConvDecoder(nn.Module):
-    """Same function as a trained `ConvDecoder`, computed with two Conv2d + pixel shuffle."""
+    """Same function as a trained `ConvDecoder`, computed with two small Conv2d + one pixel
+    shuffle."""
 
     def __init__(self, decoder: ConvDecoder):
         super().__init__()
@@ -99,22 +128,25 @@ class SubpixelConvDecoder(nn.Module):
         self.channels = channels
         self.register_buffer("code_weight", linear.weight.detach()[order].clone())
         self.register_buffer("code_bias", linear.bias.detach()[order].clone())
-        up1, up2 = decoder.upsample[0], decoder.upsample[2]
-        weight, bias = subpixel_weights(up1)
-        self.register_buffer("up1_weight", weight.contiguous(memory_format=torch.channels_last))
-        self.register_buffer("up1_bias", bias)
-        weight, bias = shuffled_subpixel_weights(up2)
-        self.register_buffer("up2_weight", weight.contiguous(memory_format=torch.channels_last))
-        self.register_buffer("up2_bias", bias)
+        up1 = subpixel_weights(decoder.upsample[0])
+        up2 = shuffled_subpixel_weights(decoder.upsample[2])
+        weight1, weight2, mask = two_by_two_weights(up1, up2)
+        last = torch.channels_last
+        self.register_buffer("up1_weight", weight1.contiguous(memory_format=last))
+        self.register_buffer("up1_bias", up1[1])
+        self.register_buffer("up2_weight", weight2.contiguous(memory_format=last))
+        self.register_buffer("up2_bias", up2[1])
+        self.register_buffer("grid_mask", mask[None].contiguous(memory_format=last))
 
     @torch.no_grad()
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         hidden = F.linear(codes, self.code_weight, self.code_bias).relu_()
         hidden = hidden.view(-1, 7, 7, self.channels).permute(0, 3, 1, 2)  # NCHW view of NHWC
-        # (B, 4 * c1, 7, 7): the four 14x14 phases of the first upsampling, kept unshuffled.
+        # (B, 4 * c1, 8, 8): the four 14x14 phases of the first upsampling, kept unshuffled.
         hidden = F.conv2d(hidden, self.up1_weight, self.up1_bias, padding=1).relu_()
+        hidden.mul_(self.grid_mask)
         # (B, 16, 7, 7): the 4x4 phases of each 28x28 block.
-        phases = F.conv2d(hidden, self.up2_weight, self.up2_bias, padding=1)
+        phases = F.conv2d(hidden, self.up2_weight, self.up2_bias)
         return F.pixel_shuffle(phases.contiguous(), 4).sigmoid_()
 
 

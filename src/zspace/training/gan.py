@@ -45,7 +45,7 @@ class GANTrainingConfig:
     space: str = "latent"
     dataset: str = "mnist"
     limit: int | None = None
-    epochs: int = 8  # see the measurements in zspace.models.gan
+    epochs: int = 20  # see the measurements in zspace.models.gan
     seed: int = 0
     # Stop after the first epoch that ends past this many seconds of training (summed over
     # resumed sessions), for comparisons under equal wall-clock budgets.
