@@ -65,8 +65,8 @@ class FewshotSettings:
 @dataclass
 class GANSettings:
     presets: list[str] = field(default_factory=lambda: ["reference", "default"])
-    epochs: int = 30
-    batch_size: int = 256
+    epochs: int = 20
+    batch_size: int | None = None  # None: each preset's own batch size
 
 
 @dataclass
@@ -114,7 +114,7 @@ def quick_overrides() -> dict:
             "sweep_draws": 2,
             "test_limit": 2000,
         },
-        "gan": {"epochs": 4},
+        "gan": {"epochs": 6},
         "interpolation": {"pairs": 2, "steps": 6},
         "evaluation": {"samples_per_digit": 100, "classifier_epochs": 1},
     }
@@ -179,7 +179,6 @@ def _validate(config: StudyConfig) -> None:
         "fewshot.draws": config.fewshot.draws,
         "fewshot.sweep_draws": config.fewshot.sweep_draws,
         "gan.epochs": config.gan.epochs,
-        "gan.batch_size": config.gan.batch_size,
         "interpolation.pairs": config.interpolation.pairs,
         "interpolation.steps": config.interpolation.steps,
         "evaluation.samples_per_digit": config.evaluation.samples_per_digit,
@@ -191,6 +190,8 @@ def _validate(config: StudyConfig) -> None:
             raise ZspaceError(f"{path} must be at least 1, got {value}")
     if config.seed < 0:
         raise ZspaceError(f"seed must be >= 0, got {config.seed}")
+    if config.gan.batch_size is not None and config.gan.batch_size < 1:
+        raise ZspaceError(f"gan.batch_size must be at least 1, got {config.gan.batch_size}")
     if config.data.limit is not None and config.data.limit < 1:
         raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
     if config.autoencoder.learning_rate <= 0:

@@ -190,10 +190,7 @@ def gan_stage(preset: str, conditional: bool):
         sampler = train_gan(
             out,
             config_for_preset(
-                _gan_preset_name(preset),
-                latent_dim,
-                conditional,
-                batch_size=context.config.gan.batch_size,
+                _gan_preset_name(preset), latent_dim, conditional, **_batch_override(context)
             ),
             GANTrainingConfig(
                 space="latent",
@@ -249,6 +246,11 @@ def _gan_loss_curve(out: Path, metrics: list[dict]) -> Path:
     )
 
 
+def _batch_override(context: StageContext) -> dict:
+    size = context.config.gan.batch_size
+    return {} if size is None else {"batch_size": size}
+
+
 def gan_stage_name(preset: str, conditional: bool) -> str:
     return f"{'cgan' if conditional else 'gan'}-{preset}"
 
@@ -286,7 +288,7 @@ def pixel_gan_stage(context: StageContext) -> dict:
             28 * 28,
             True,
             generator_output="tanh",  # pixels are scaled to [-1, 1]
-            batch_size=context.config.gan.batch_size,
+            **_batch_override(context),
         ),
         GANTrainingConfig(
             space="pixels",
