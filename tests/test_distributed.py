@@ -64,3 +64,30 @@ def test_two_processes_match_one_process_and_resume(mnist_dir, tmp_path):
     epochs = [json.loads(x)["epoch"] for x in (double / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
     assert _max_weight_difference(single, double) < 1e-4
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_gan_two_processes_match_one_process(small_ae_run, mnist_dir, tmp_path):
+    gan_args = [
+        "train-gan",
+        "--ae",
+        str(small_ae_run),
+        "--conditional",
+        "--limit",
+        "1024",
+        "--batch-size",
+        "128",
+        "--epochs",
+        "1",
+        "--monitor-samples",
+        "0",
+        "--no-progress",
+    ]
+    single, double = tmp_path / "single", tmp_path / "double"
+    _zspace([*gan_args, "--out", str(single)], mnist_dir)
+    result = _zspace([*gan_args, "--out", str(double)], mnist_dir, processes=2)
+    assert result.stdout.count("trained conditional latent GAN") == 1
+    for name in ("generator", "discriminator"):
+        a = load_file(str(single / f"{name}.safetensors"))
+        b = load_file(str(double / f"{name}.safetensors"))
+        assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4, name

@@ -110,3 +110,18 @@ def finish_process_group() -> bool:
     dist.barrier()
     dist.destroy_process_group()
     return is_main
+
+
+def average_gradients(module: nn.Module, context: DistributedContext) -> None:
+    """All-reduce and average `module`'s gradients across ranks (what DDP does in backward).
+
+    GAN steps run the discriminator twice per update and freeze it during the generator's
+    update, which DDP's reducer does not allow without find_unused_parameters; averaging the
+    gradients explicitly just before each optimizer step gives the same update.
+    """
+    if not context.enabled:
+        return
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad.div_(context.world_size)

@@ -15,6 +15,7 @@ from zspace.cli.common import (
     positive_float,
     positive_int,
 )
+from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
 from zspace.figures import grid_image
 from zspace.models.autoencoder import to_uint8_images
@@ -169,6 +170,8 @@ def run_train(args) -> int:
         progress=not args.no_progress,
         classifier=classifier,
     )
+    if not finish_process_group():
+        return 0  # under torchrun, rank 0 alone reports
     last = RunDir(args.out).read_metrics()[-1]
     mode = "conditional " if model_config.conditional else ""
     print(

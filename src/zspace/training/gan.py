@@ -20,6 +20,14 @@ import torch.nn.functional as F
 from zspace.checkpoint import save_tensors
 from zspace.data import load_dataset
 from zspace.device import resolve_device
+from zspace.distributed import (
+    all_reduce_mean,
+    average_gradients,
+    barrier,
+    init_distributed,
+    local_device,
+    shard_of_batch,
+)
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid
 from zspace.generation import LATENT_GAN_KIND, PIXEL_GAN_KIND, GANSampler
@@ -87,7 +95,7 @@ def generator_loss(config: GANConfig, fake_logits) -> torch.Tensor:
 
 
 def discriminator_step(
-    config: GANConfig, discriminator, optimizer, real, fake, labels
+    config: GANConfig, discriminator, optimizer, real, fake, labels, sync=None
 ) -> tuple[torch.Tensor, dict]:
     """One D update on a real batch and a generated batch (`fake`, detached here) of the same
     labels. Returns the detached loss and the terms logged beside it: mean real and fake
@@ -108,11 +116,15 @@ def discriminator_step(
         terms["r1"] = penalty.detach()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if sync is not None:
+        sync(discriminator)  # average gradients across data-parallel ranks
     optimizer.step()
     return loss.detach(), terms
 
 
-def generator_step(config: GANConfig, discriminator, optimizer, fake, labels) -> torch.Tensor:
+def generator_step(
+    config: GANConfig, discriminator, optimizer, fake, labels, sync=None, generator=None
+) -> torch.Tensor:
     """One G update from a generated batch (with its graph); returns the detached loss."""
     discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
     judged_logits, judged_classes = discriminator.scores(fake, labels)
@@ -121,6 +133,8 @@ def generator_step(config: GANConfig, discriminator, optimizer, fake, labels) ->
         loss = loss + config.auxiliary_weight * F.cross_entropy(judged_classes, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if sync is not None:
+        sync(generator)
     optimizer.step()
     discriminator.requires_grad_(True)
     return loss.detach()
@@ -195,9 +209,13 @@ def train_gan(
     training.validate()
     gan_config.validate()
     run = RunDir(out)
+    torch_device = resolve_device(device)
+    context = init_distributed(torch_device)  # no-op unless launched by torchrun
+    torch_device = local_device(torch_device, context)
+    if context.enabled and training.time_budget is not None:
+        raise ZspaceError("--time-budget is not supported under torchrun")
     if run.exists() and not resume:
         raise ZspaceError(f"{run.path} already holds a run; pass --resume or choose another --out")
-    torch_device = resolve_device(device)
     prepared = prepare_data(training, ae_run, data_dir, torch_device)
     if gan_config.conditional and prepared.labels is None:
         raise ZspaceError(f"{training.dataset} has no labels; a conditional GAN needs them")
@@ -212,16 +230,18 @@ def train_gan(
             "model": prepared.autoencoder_config["model"],
             "source": str(Path(ae_run).resolve()),
         }
-    run.write_config(
-        kind,
-        {
-            "model": gan_config.to_dict(),
-            "training": asdict(training),
-            "conditional": gan_config.conditional,
-            **extra,
-        },
-    )
-    if prepared.autoencoder is not None:
+    barrier(context)  # every rank has checked the folder before rank 0 writes into it
+    if context.is_main:
+        run.write_config(
+            kind,
+            {
+                "model": gan_config.to_dict(),
+                "training": asdict(training),
+                "conditional": gan_config.conditional,
+                **extra,
+            },
+        )
+    if prepared.autoencoder is not None and context.is_main:
         # The run carries its own copy of the decoder so it keeps working if the AE moves.
         save_tensors(run.file("autoencoder.safetensors"), prepared.autoencoder.state_dict())
 
@@ -247,6 +267,10 @@ def train_gan(
         average = copy.deepcopy(generator).requires_grad_(False)
         modules["generator_ema"] = average
     sampler = GANSampler(gan_config, average or generator, scaler, prepared.autoencoder, kind)
+
+    def sync(module) -> None:
+        average_gradients(module, context)
+
     steps_per_epoch = -(-len(data) // gan_config.batch_size)
     total_steps = steps_per_epoch * training.epochs
 
@@ -267,9 +291,14 @@ def train_gan(
         if gan_config.r1_weight > 0:
             sums["r1"] = 0.0
         batches = shuffled_batches(
-            len(data), gan_config.batch_size, training.seed, epoch, torch_device
+            len(data),
+            gan_config.batch_size,
+            training.seed,
+            epoch,
+            torch_device,
+            min_batch=context.world_size,
         )
-        bar = progress_bar(batches, steps_per_epoch, f"epoch {epoch}", progress)
+        bar = progress_bar(batches, steps_per_epoch, f"epoch {epoch}", progress and context.is_main)
         for indices in bar:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
@@ -279,15 +308,20 @@ def train_gan(
             factor = learning_rate_factor(step)
             set_learning_rate(optimizer_d, gan_config.learning_rate_d * factor)
             set_learning_rate(optimizer_g, gan_config.learning_rate_g * factor)
+            # Noise is drawn for the whole global batch on every rank (the same RNG state
+            # everywhere), then each rank keeps its share: one process sees the same noise.
+            noise = torch.randn(len(indices), gan_config.noise_dim, device=torch_device)
+            if context.enabled:
+                share = shard_of_batch(torch.arange(len(indices), device=torch_device), context)
+                indices, noise = indices[share], noise[share]
             real = data[indices]
             batch_labels = None if labels is None else labels[indices]
             # G steps after every d_steps-th D step, on the batch that D step judged.
             g_step = (step + 1) % gan_config.d_steps == 0
-            noise = torch.randn(len(indices), gan_config.noise_dim, device=torch_device)
             with torch.set_grad_enabled(g_step):
                 fake = generator(noise, batch_labels)
             d_loss, terms = discriminator_step(
-                gan_config, discriminator, optimizer_d, real, fake, batch_labels
+                gan_config, discriminator, optimizer_d, real, fake, batch_labels, sync
             )
             for name, value in terms.items():
                 sums[name] += value
@@ -295,15 +329,19 @@ def train_gan(
             if not g_step:
                 continue
             sums["g_loss"] += generator_step(
-                gan_config, discriminator, optimizer_g, fake, batch_labels
+                gan_config, discriminator, optimizer_g, fake, batch_labels, sync, generator
             )
             if average is not None:
                 update_average(average, generator, gan_config.ema_decay, step // gan_config.d_steps)
-        record = {name: float(value) / max(steps, 1) for name, value in sums.items()}
+        record = {
+            name: all_reduce_mean(float(value) / max(steps, 1), context, torch_device)
+            for name, value in sums.items()
+        }
         record["g_loss"] *= gan_config.d_steps  # G stepped once per d_steps batches
         if steps < steps_per_epoch:
             record["steps"] = steps
-        record.update(epoch_report(sampler, run, epoch, training, classifier))
+        if context.is_main:
+            record.update(epoch_report(sampler, run, epoch, training, classifier))
         return record
 
     parts = TrainingParts(
@@ -326,9 +364,11 @@ def train_gan(
             torch_device,
             resume=resume,
             on_epoch_end=stop_when_budget_spent,
+            is_main_process=context.is_main,
         )
     except _BudgetSpent:
         pass
+    barrier(context)
     generator.eval()
     sampler.generator.eval()
     return sampler
