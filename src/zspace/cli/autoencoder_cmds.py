@@ -13,6 +13,7 @@ from zspace.cli.common import (
     add_training_arguments,
     positive_float,
     positive_int,
+    refuse_changed_settings,
 )
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
@@ -81,11 +82,7 @@ def _resume_configs(args) -> tuple[AutoencoderConfig, AETrainingConfig]:
         "--loss": (args.loss, training.loss),
         "--positional": (args.positional, model_config.extra.get("positional")),
     }
-    for flag, (given, stored) in checks.items():
-        if given is not None and given != stored:
-            raise ZspaceError(
-                f"{args.out} was trained with {flag} {stored}; drop {flag} to resume it"
-            )
+    refuse_changed_settings(args.out, checks)
     if args.epochs is not None:
         training.epochs = args.epochs  # allow extending a finished run
     return model_config, training

@@ -56,3 +56,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit", type=positive_int, default=None, help="use only the first N training images"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def refuse_changed_settings(out, checks: dict) -> None:
+    """On --resume the saved config wins: a flag given with a different value is a mistake.
+
+    `checks` maps a flag to (value given on the command line or None, value the run holds).
+    """
+    from zspace.errors import ZspaceError
+
+    for flag, (given, stored) in checks.items():
+        if given is not None and given != stored:
+            raise ZspaceError(f"{out} was trained with {flag} {stored}; drop {flag} to resume it")

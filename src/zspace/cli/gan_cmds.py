@@ -14,6 +14,7 @@ from zspace.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    refuse_changed_settings,
 )
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
@@ -103,9 +104,7 @@ def _resume_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
         "--monitor-samples": (args.monitor_samples, training.monitor_samples),
         "--conditional": (args.conditional or None, model_config.conditional),
     }
-    for flag, (given, stored) in checks.items():
-        if given is not None and given != stored:
-            raise ZspaceError(f"{args.out} was trained with {flag} {stored}; drop {flag} to resume")
+    refuse_changed_settings(args.out, checks)
     if args.epochs is not None:
         training.epochs = args.epochs  # allow extending a finished run
     return model_config, training
