@@ -78,7 +78,7 @@ class InterpolationSettings:
 @dataclass
 class EvaluationSettings:
     samples_per_digit: int = 1000
-    classifier_epochs: int = 4
+    classifier_epochs: int | None = None  # None: the evaluation classifier's own schedule
     gmm_components: int = 4
     pixel_gan_budget_factor: float = 1.0  # pixel baseline's wall clock / latent GAN's
 
@@ -182,7 +182,6 @@ def _validate(config: StudyConfig) -> None:
         "interpolation.pairs": config.interpolation.pairs,
         "interpolation.steps": config.interpolation.steps,
         "evaluation.samples_per_digit": config.evaluation.samples_per_digit,
-        "evaluation.classifier_epochs": config.evaluation.classifier_epochs,
         "evaluation.gmm_components": config.evaluation.gmm_components,
     }
     for path, value in positive.items():
@@ -190,6 +189,8 @@ def _validate(config: StudyConfig) -> None:
             raise ZspaceError(f"{path} must be at least 1, got {value}")
     if config.seed < 0:
         raise ZspaceError(f"seed must be >= 0, got {config.seed}")
+    if config.evaluation.classifier_epochs is not None and config.evaluation.classifier_epochs < 1:
+        raise ZspaceError("evaluation.classifier_epochs must be at least 1")
     if config.gan.batch_size is not None and config.gan.batch_size < 1:
         raise ZspaceError(f"gan.batch_size must be at least 1, got {config.gan.batch_size}")
     if config.data.limit is not None and config.data.limit < 1:
