@@ -91,3 +91,30 @@ def web_cgan_run(small_ae_run, mnist_dir, tmp_path_factory) -> Path:
         progress=False,
     )
     return out
+
+
+@pytest.fixture
+def kill_after_checkpoint(monkeypatch):
+    """A context manager: inside `with kill_after_checkpoint(epoch=1, match="")`, training
+    raises KeyboardInterrupt right after writing the checkpoint of `epoch` in a run whose path
+    contains `match` — what Ctrl-C or SIGKILL between two epochs leaves behind."""
+    import contextlib
+
+    import zspace.training.loop as loop
+
+    real_save = loop.save_checkpoint
+
+    @contextlib.contextmanager
+    def killing(epoch: int = 1, match: str = ""):
+        def save_then_die(run, parts, saved_epoch, **kwargs):
+            real_save(run, parts, saved_epoch, **kwargs)
+            if saved_epoch == epoch and match in str(run.path):
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+        try:
+            yield
+        finally:
+            monkeypatch.setattr(loop, "save_checkpoint", real_save)
+
+    return killing

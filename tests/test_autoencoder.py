@@ -80,7 +80,9 @@ def test_same_seed_same_weights(mnist_dir, tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(mnist_dir, tmp_path, monkeypatch):
+def test_resume_after_interruption_matches_uninterrupted_run(
+    mnist_dir, tmp_path, kill_after_checkpoint
+):
     config = config_for_preset("mlp")
     full = AETrainingConfig(limit=1500, epochs=3, seed=3)
     train_autoencoder(
@@ -88,21 +90,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(mnist_dir, tmp_path
     )
 
     # Kill the run right after its first checkpoint, as SIGKILL would between epochs.
-    import zspace.training.loop as loop
-
-    real_save = loop.save_checkpoint
-
-    def save_then_die(run, parts, epoch, **kwargs):
-        real_save(run, parts, epoch, **kwargs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with kill_after_checkpoint(epoch=1), pytest.raises(KeyboardInterrupt):
         train_autoencoder(
             tmp_path / "cut", config, full, data_dir=mnist_dir, device="cpu", progress=False
         )
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     # A metric line from a half-finished epoch 2 must not survive the resume.
     with open(tmp_path / "cut" / "metrics.jsonl", "a") as handle:
         handle.write(json.dumps({"epoch": 2, "train_loss": 9.9}) + "\n")

@@ -176,24 +176,13 @@ EVERY_OPTION = {
     "preset, model", [("wide-sn", {}), ("wide", EVERY_OPTION)], ids=["wide-sn", "every-option"]
 )
 def test_resume_after_interruption_matches_uninterrupted_run(
-    small_ae_run, mnist_dir, tmp_path, monkeypatch, preset, model
+    small_ae_run, mnist_dir, tmp_path, kill_after_checkpoint, preset, model
 ):
     kwargs = {"preset": preset, "model": model, "conditional": True, "epochs": 3, "limit": 600}
     _train(tmp_path / "full", small_ae_run, mnist_dir, **kwargs)
 
-    import zspace.training.loop as loop
-
-    real_save = loop.save_checkpoint
-
-    def save_then_die(run, parts, epoch, **options):
-        real_save(run, parts, epoch, **options)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with kill_after_checkpoint(epoch=1), pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     with pytest.raises(ZspaceError, match="already holds a run"):
         _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
     config = config_for_preset(preset, conditional=True, **model)

@@ -163,24 +163,14 @@ def test_rerun_skips_finished_stages_and_force_redoes_one(tiny_run, tiny_config,
 
 
 def test_interrupted_run_finishes_like_an_uninterrupted_one(
-    tiny_run, tiny_config, tmp_path, monkeypatch
+    tiny_run, tiny_config, tmp_path, kill_after_checkpoint
 ):
-    import zspace.training.loop as loop
-
     out = tmp_path / "run"
-    real_save = loop.save_checkpoint
-    saves = {"count": 0}
-
-    def save_then_die(run, parts, epoch, **kwargs):
-        real_save(run, parts, epoch, **kwargs)
-        saves["count"] += 1
-        if "gan-default" in str(run.path) and epoch == 1:
-            raise KeyboardInterrupt  # as Ctrl-C in the middle of a GAN's training
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    # The CLI turns Ctrl-C into "interrupted" and exit code 130.
-    assert main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 130
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    # Ctrl-C in the middle of a GAN's training; the CLI answers "interrupted" and exit code 130.
+    with kill_after_checkpoint(epoch=1, match="gan-default"):
+        assert (
+            main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 130
+        )
     assert (out / "stages" / "gan-default.started").is_file()
     assert not (out / "stages" / "gan-default.json").exists()
     assert main(["run", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 0

@@ -194,25 +194,16 @@ def test_fixed_sinusoids_stay_out_of_weight_files():
     assert not any("positions" in key for key in _model().state_dict())
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(mnist_dir, tmp_path, monkeypatch):
-    import zspace.training.loop as loop
-
+def test_resume_after_interruption_matches_uninterrupted_run(
+    mnist_dir, tmp_path, kill_after_checkpoint
+):
     config = config_for_preset("transformer")
     settings = AETrainingConfig(limit=400, batch_size=100, epochs=2, seed=2)
     kwargs = dict(data_dir=mnist_dir, device="cpu", progress=False)
     train_autoencoder(tmp_path / "full", config, settings, **kwargs)
 
-    real_save = loop.save_checkpoint
-
-    def save_then_die(run, parts, epoch, **save_kwargs):
-        real_save(run, parts, epoch, **save_kwargs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with kill_after_checkpoint(epoch=1), pytest.raises(KeyboardInterrupt):
         train_autoencoder(tmp_path / "cut", config, settings, **kwargs)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     train_autoencoder(tmp_path / "cut", config, settings, resume=True, **kwargs)
 
     full = load_file(str(tmp_path / "full" / "model.safetensors"))
