@@ -1,9 +1,11 @@
 """The FastAPI application: digits on demand, morphs, classification and restyling.
 
 `create_app` loads the models once and returns an app; every request that touches a model runs
-on a small dedicated thread pool (one thread by default, so torch never runs two forward passes
-at once and the event loop stays free), with a time limit. User mistakes become a 4xx response
-with a JSON body {"error": "...one line naming the problem..."}.
+off the event loop, with a time limit, in one of two lanes: quick calls (generate, interpolate,
+classify: a few ms) on one thread pool, and restyles (a hundred optimizer steps each) on another,
+so a quick request never waits behind a restyle. Each lane's threads run torch on one core.
+User mistakes become a 4xx response with a JSON body {"error": "...one line naming the
+problem..."}.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -147,6 +150,13 @@ def run_info(run_dir: Path | None, generator, classifier_dir: Path | None) -> di
     return info
 
 
+def _one_torch_thread() -> None:
+    """Run in each inference thread: its torch ops use one core. Requests run side by side
+    instead; splitting a forward pass this small across cores costs more than it saves, and
+    the cores are needed for the event loop and the other lane."""
+    torch.set_num_threads(1)
+
+
 def _png_response(data: bytes) -> Response:
     return Response(data, media_type="image/png")
 
@@ -216,6 +226,7 @@ def create_app(
     device: str = "cpu",
     inference_timeout: float = 30.0,
     inference_threads: int = 1,
+    restyle_threads: int = 1,
 ) -> FastAPI:
     """The zspace web app.
 
@@ -225,7 +236,10 @@ def create_app(
         classifier: an already loaded classifier with `.classify(images) -> (labels, probs)`;
             otherwise loaded from `classifier_dir` or the classifier that `run_dir` names.
         inference_timeout: seconds a request may wait for and use the models before a 503.
-        inference_threads: forward passes that may run at once.
+        inference_threads: quick model calls (generate, interpolate, classify) that may run
+            at once.
+        restyle_threads: restyles that may run at once, beside the quick calls; more wait
+            their turn (within inference_timeout).
     """
     run_path = None if run_dir is None else Path(run_dir)
     if generator is None:
@@ -240,12 +254,22 @@ def create_app(
     service = DigitService(generator, classifier)
     info = run_info(run_path, generator, None if classifier_dir is None else Path(classifier_dir))
     info["classifier_loaded"] = classifier is not None
-    pool = ThreadPoolExecutor(max_workers=inference_threads, thread_name_prefix="zspace-infer")
+    quick_lane = ThreadPoolExecutor(
+        max_workers=inference_threads,
+        thread_name_prefix="zspace-infer",
+        initializer=_one_torch_thread,
+    )
+    restyle_lane = ThreadPoolExecutor(
+        max_workers=restyle_threads,
+        thread_name_prefix="zspace-restyle",
+        initializer=_one_torch_thread,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        pool.shutdown(wait=False, cancel_futures=True)
+        for lane in (quick_lane, restyle_lane):
+            lane.shutdown(wait=False, cancel_futures=True)
 
     # FastAPI's own /docs pulls Swagger UI from a CDN; ours is a self-contained page (see
     # docs_page below) that renders /openapi.json, so the reference works offline.
@@ -260,11 +284,11 @@ def create_app(
     )
     app.state.service = service
 
-    async def infer(function, *args):
-        """Run a model call on the inference pool, with a time limit."""
+    async def infer(function, lane: ThreadPoolExecutor = quick_lane):
+        """Run a model call in a lane's thread pool, with a time limit (waiting included)."""
         loop = asyncio.get_running_loop()
         return await asyncio.wait_for(
-            loop.run_in_executor(pool, function, *args), timeout=inference_timeout
+            loop.run_in_executor(lane, function), timeout=inference_timeout
         )
 
     @app.exception_handler(RequestValidationError)
@@ -444,6 +468,6 @@ def create_app(
                 "inverted": inverted,
             }
 
-        return await infer(work)
+        return await infer(work, restyle_lane)
 
     return app
