@@ -494,3 +494,39 @@ def test_noise_streams_take_every_int64_seed():
     for bad in (-1, MAX_SEED + 1, 1.5):
         with pytest.raises(ZspaceError, match="seed must be"):
             noise_stream(bad)
+
+
+def test_gaussian_base_starts_from_one_gaussian_per_digit():
+    config = config_for_preset("wide-gaussian", conditional=True)
+    generator = Generator(config)
+    labels = torch.arange(10).repeat_interleave(500)
+    shift = torch.zeros(10, 64)
+    shift[:, 0] = torch.arange(10) * 3.0  # each digit its own mean along dimension 0
+    data = torch.randn(5000, 64) * 0.5 + shift[labels]
+    generator.fit_base(data, labels)
+    noise = torch.randn(5000, 64)
+    with torch.no_grad():
+        fake = generator(noise, labels)
+        soft = generator(noise[:20], nn.functional.one_hot(labels[:20], 10).float())
+    # G's last layer starts at zero, so the output is exactly mean_y + L_y noise.
+    expected = generator.base_mean[labels] + torch.einsum(
+        "bij,bj->bi", generator.base_factor[labels], noise
+    )
+    assert torch.allclose(fake, expected, atol=1e-5)
+    assert torch.allclose(soft, fake[:20], atol=1e-5)
+    for digit in (0, 9):
+        rows = fake[labels == digit]
+        assert abs(float(rows[:, 0].mean()) - 3.0 * digit) < 0.1
+        assert abs(float(rows[:, 1].std()) - 0.5) < 0.05
+
+
+def test_gaussian_base_needs_noise_as_wide_as_the_data():
+    with pytest.raises(ZspaceError, match="noise_dim == data_dim"):
+        config_for_preset("wide-gaussian", data_dim=32)
+
+
+def test_gaussian_base_run_reloads_to_the_same_samples(small_ae_run, mnist_dir, tmp_path):
+    sampler = _train(tmp_path / "gauss", small_ae_run, mnist_dir, "wide-gaussian", True)
+    reloaded = load_gan(tmp_path / "gauss")
+    assert torch.equal(reloaded.sample(digit=4, n=8, seed=1), sampler.sample(digit=4, n=8, seed=1))
+    assert float(reloaded.generator.base_factor.abs().sum()) > 0

@@ -156,6 +156,8 @@ class FastGenerator(nn.Module):
     def __init__(self, generator: nn.Module, scaler: nn.Module):
         super().__init__()
         config = generator.config
+        if config.base != "none":
+            raise ValueError("FastGenerator does not fold a Gaussian base")
         linears = [m for m in generator.layers if isinstance(m, nn.Linear)]
         if len(linears) < 2 or not isinstance(generator.layers[-1], nn.Linear):
             raise ValueError("FastGenerator needs an MLP ending in a Linear")

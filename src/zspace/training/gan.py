@@ -255,6 +255,7 @@ def train_gan(
         scaler.fit(prepared.data)
     data = scaler(prepared.data)  # what D sees as real, (N, data_dim)
     labels = None if not gan_config.conditional else prepared.labels.to(torch_device)
+    generator.fit_base(data, labels)  # before the EMA copy, which shares the fitted base
     betas = tuple(gan_config.betas)
     optimizer_g = torch.optim.Adam(generator.parameters(), gan_config.learning_rate_g, betas=betas)
     optimizer_d = torch.optim.Adam(
