@@ -143,6 +143,12 @@ def config_for_preset(name: str, latent_dim: int = 64, **overrides) -> Autoencod
     return AutoencoderConfig(**values)
 
 
+def preset_names() -> list[str]:
+    """Every autoencoder preset name, the optional modules' included."""
+    _ensure_optional_presets()
+    return sorted(PRESETS)
+
+
 def _ensure_optional_presets() -> None:
     """Import modules that register further presets (kept separate to keep this file small)."""
     try:

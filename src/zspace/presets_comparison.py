@@ -1,0 +1,192 @@
+"""Autoencoder presets side by side under one training budget (issue 8's measurements).
+
+Every preset is trained for the same epochs on the same images with the same batch size,
+schedule and seed, then measured the same way: test reconstruction MSE, training seconds per
+epoch, encode+decode images/s at batch 1,000, and the few-shot accuracy of encoder+MLP on its
+codes (mean and 95% CI over repeated label draws). `benchmarks/bench_presets.py` and the
+`ae-presets` stage of `zspace run` both call `compare_presets`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from zspace.data import load_dataset
+from zspace.errors import ZspaceError
+from zspace.models.autoencoder import config_for_preset, preset_names, to_float_images
+from zspace.runs import RunDir
+
+REFERENCE_HEAD = "(sigmoid,64)->(softmax,10)"
+
+
+@dataclass
+class ComparisonSettings:
+    presets: list[str] = field(
+        default_factory=lambda: ["mlp", "conv", "transformer", "transformer-nopos"]
+    )
+    epochs: int = 1
+    limit: int | None = None  # first N training images
+    batch_size: int = 128
+    latent_dim: int = 64
+    seed: int = 0
+    labels: int = 50
+    draws: int = 20  # 0 skips the few-shot column
+    head: str = REFERENCE_HEAD
+    dataset: str = "mnist"
+
+    def validate(self) -> None:
+        known = preset_names()
+        unknown = [p for p in self.presets if p not in known]
+        if unknown:
+            raise ZspaceError(f"unknown autoencoder preset {unknown[0]!r}; choose from {known}")
+        if not self.presets:
+            raise ZspaceError("name at least one autoencoder preset to compare")
+        if self.epochs < 1 or self.labels < 1 or self.draws < 0:
+            raise ZspaceError("epochs and labels must be at least 1, draws at least 0")
+
+
+@torch.no_grad()
+def encode_decode_rate(model, test_images, batch_size: int = 1000, repeats: int = 5) -> float:
+    """Images per second through encode then decode, one batch of `batch_size` at a time."""
+    device = next(model.parameters()).device
+    batch = to_float_images(test_images[:batch_size].to(device))
+    model.eval()
+
+    def once() -> float:
+        started = time.perf_counter()
+        model.decode(model.encode(batch))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    once()  # warm-up: first-call allocations and kernel selection
+    return len(batch) / statistics.median(once() for _ in range(repeats))
+
+
+def fewshot_accuracy(run_dir: Path, settings: ComparisonSettings, data_dir, device) -> dict:
+    """encoder+MLP accuracy with `settings.labels` labels over `settings.draws` draws."""
+    from zspace.fewshot.study import ENCODER, StudyConfig, run_study
+
+    config = StudyConfig(
+        ae_run=str(run_dir),
+        labels=[settings.labels],
+        draws=settings.draws,
+        seed=settings.seed,
+        heads=[settings.head],
+        pipelines=[ENCODER],
+        dataset=settings.dataset,
+        data_dir=data_dir,
+        train_limit=settings.limit,  # draw labels from the images the autoencoder saw
+        device=device,
+    )
+    summary = run_study(config, out=None, progress=False, log=lambda line: None)
+    (result,) = [r for r in summary["results"] if r["method"] == ENCODER]
+    return {"mean": result["mean"], "ci95": result["ci95"], "draws": len(result["accuracies"])}
+
+
+def measure_preset(
+    preset: str, run_dir: Path, settings: ComparisonSettings, data_dir, device, progress: bool
+) -> dict:
+    """Train (or finish training) one preset in `run_dir` and measure it."""
+    from zspace.training.autoencoder import (
+        AETrainingConfig,
+        reconstruction_mse,
+        train_autoencoder,
+    )
+
+    training = AETrainingConfig(
+        dataset=settings.dataset,
+        limit=settings.limit,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+    )
+    model = train_autoencoder(
+        run_dir,
+        config_for_preset(preset, settings.latent_dim),
+        training,
+        data_dir=data_dir,
+        device=device,
+        resume=RunDir(run_dir).exists(),  # a comparison interrupted mid-way continues
+        progress=progress,
+    )
+    test_images = load_dataset(settings.dataset, data_dir=data_dir).test_images
+    epoch_seconds = [m["seconds"] for m in RunDir(run_dir).read_metrics()]
+    return {
+        "preset": preset,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
+        "test_mse": reconstruction_mse(model, test_images),
+        "seconds_per_epoch": statistics.mean(epoch_seconds),
+        "encode_decode_images_per_s": encode_decode_rate(model, test_images),
+        "fewshot": (
+            fewshot_accuracy(run_dir, settings, data_dir, device) if settings.draws else None
+        ),
+    }
+
+
+def compare_presets(
+    settings: ComparisonSettings,
+    runs_dir: str | Path,
+    data_dir=None,
+    device: str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """One row per preset (see `measure_preset`); each preset's run is kept in runs_dir/NAME."""
+    settings.validate()
+    rows = []
+    for preset in settings.presets:
+        log(f"{preset}: training {settings.epochs} epoch(s)")
+        row = measure_preset(preset, Path(runs_dir) / preset, settings, data_dir, device, progress)
+        log(
+            f"  test MSE {row['test_mse']:.4f}, {row['seconds_per_epoch']:.1f} s/epoch, "
+            f"{row['encode_decode_images_per_s']:,.0f} img/s, few-shot {fewshot_cell(row)}"
+        )
+        rows.append(row)
+    return rows
+
+
+def fewshot_cell(row: dict) -> str:
+    result = row.get("fewshot")
+    if result is None:
+        return "–"
+    low, high = result["ci95"]
+    return f"{100 * result['mean']:.1f}% ± {100 * (high - low) / 2:.1f}"
+
+
+def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the comparison table, formatted for Markdown or HTML."""
+    headers = [
+        "preset",
+        "params (encoder)",
+        "test MSE",
+        "s/epoch",
+        "enc+dec img/s (batch 1000)",
+        "encoder+MLP (95% CI)",
+    ]
+    body = [
+        [
+            row["preset"],
+            f"{row['parameters']:,} ({row['encoder_parameters']:,})",
+            f"{row['test_mse']:.4f}",
+            f"{row['seconds_per_epoch']:.1f}",
+            f"{row['encode_decode_images_per_s']:,.0f}",
+            fewshot_cell(row),
+        ]
+        for row in rows
+    ]
+    return headers, body
+
+
+def markdown_table(rows: list[dict]) -> str:
+    headers, body = table_rows(rows)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines) + "\n"
