@@ -19,6 +19,9 @@ limit = 3000
 [autoencoder]
 epochs = 2
 batch_size = 64
+[presets]
+names = ["mlp", "transformer-nopos"]
+draws = 2
 [fewshot]
 draws = 2
 label_sweep = [20, 50]
@@ -67,7 +70,9 @@ def _summaries(run_dir):
         result[path.stem] = json.loads(
             json.dumps(summary),
             object_hook=lambda d: {
-                k: v for k, v in d.items() if "seconds" not in k and k != "time_budget"
+                k: v
+                for k, v in d.items()
+                if "seconds" not in k and "per_s" not in k and k != "time_budget"
             },
         )
     return result
@@ -98,6 +103,7 @@ def test_print_config_round_trips(tmp_path, capsys):
         ("[autoencoder]\nlearning_rate = true\n", "autoencoder.learning_rate must be float"),
         ("[data\n", "not valid TOML"),
         ("[nonsense]\nx = 1\n", "unknown setting 'nonsense'"),
+        ("[presets]\nnames = ['resnet']\n", "unknown autoencoder preset 'resnet'"),
     ],
 )
 def test_config_mistakes_are_one_clear_line(tmp_path, capsys, text, message):
@@ -115,6 +121,7 @@ def test_tiny_study_writes_every_section(tiny_run):
     for heading in (
         "## Few-shot transfer",
         "## Autoencoder",
+        "## Autoencoder presets, with and without position encodings",
         "## Latent GAN samples",
         "## Interpolation",
         "## Digit on demand",

@@ -47,6 +47,18 @@ class AutoencoderSettings:
 
 
 @dataclass
+class PresetComparisonSettings:
+    """Autoencoder presets side by side, each trained for the same epochs (issue 8)."""
+
+    names: list[str] = field(
+        default_factory=lambda: ["mlp", "conv", "transformer", "transformer-nopos"]
+    )  # an empty list skips the comparison
+    epochs: int = 1
+    limit: int | None = None  # first N training images (None: the study's data.limit)
+    draws: int = 20  # few-shot draws of encoder+MLP per preset (0: no few-shot column)
+
+
+@dataclass
 class FewshotSettings:
     labels: int = 50
     draws: int = 20
@@ -88,6 +100,7 @@ class StudyConfig:
     seed: int = 0
     data: DataSettings = field(default_factory=DataSettings)
     autoencoder: AutoencoderSettings = field(default_factory=AutoencoderSettings)
+    presets: PresetComparisonSettings = field(default_factory=PresetComparisonSettings)
     fewshot: FewshotSettings = field(default_factory=FewshotSettings)
     gan: GANSettings = field(default_factory=GANSettings)
     interpolation: InterpolationSettings = field(default_factory=InterpolationSettings)
@@ -108,6 +121,11 @@ def quick_overrides() -> dict:
     return {
         "data": {"limit": 10000},
         "autoencoder": {"epochs": 4, "batch_size": 64},
+        "presets": {
+            "names": ["mlp", "transformer", "transformer-nopos"],
+            "limit": 3000,
+            "draws": 3,
+        },
         "fewshot": {
             "draws": 3,
             "label_sweep": [20, 50, 100],
@@ -183,6 +201,7 @@ def _validate(config: StudyConfig) -> None:
         "interpolation.steps": config.interpolation.steps,
         "evaluation.samples_per_digit": config.evaluation.samples_per_digit,
         "evaluation.gmm_components": config.evaluation.gmm_components,
+        "presets.epochs": config.presets.epochs,
     }
     for path, value in positive.items():
         if value < 1:
@@ -193,6 +212,15 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError("evaluation.classifier_epochs must be at least 1")
     if config.gan.batch_size is not None and config.gan.batch_size < 1:
         raise ZspaceError(f"gan.batch_size must be at least 1, got {config.gan.batch_size}")
+    if config.presets.limit is not None and config.presets.limit < 1:
+        raise ZspaceError(f"presets.limit must be at least 1, got {config.presets.limit}")
+    if config.presets.draws < 0:
+        raise ZspaceError(f"presets.draws must be at least 0, got {config.presets.draws}")
+    from zspace.models.autoencoder import preset_names
+
+    for name in [config.autoencoder.preset, *config.presets.names]:
+        if name not in preset_names():
+            raise ZspaceError(f"unknown autoencoder preset {name!r}; choose from {preset_names()}")
     if config.data.limit is not None and config.data.limit < 1:
         raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
     if config.autoencoder.learning_rate <= 0:

@@ -156,6 +156,40 @@ def fewshot_stage(context: StageContext) -> dict:
     }
 
 
+def presets_stage(context: StageContext) -> dict:
+    """Autoencoder presets side by side under one budget (with and without positions)."""
+    from zspace.presets_comparison import ComparisonSettings, compare_presets
+
+    settings, config = context.config.presets, context.config
+    comparison = ComparisonSettings(
+        presets=list(settings.names),
+        epochs=settings.epochs,
+        limit=settings.limit if settings.limit is not None else config.data.limit,
+        batch_size=config.autoencoder.batch_size,
+        latent_dim=config.autoencoder.latent_dim,
+        seed=config.seed,
+        labels=config.fewshot.labels,
+        draws=settings.draws,
+        dataset=config.data.dataset,
+    )
+    rows = compare_presets(
+        comparison,
+        context.stage_dir("ae-presets"),
+        data_dir=context.data_dir,
+        device=context.device,
+        progress=context.progress,
+        log=lambda line: None,
+    )
+    return {
+        "epochs": comparison.epochs,
+        "images": comparison.limit,
+        "labels": comparison.labels,
+        "draws": comparison.draws,
+        "head": comparison.head,
+        "rows": rows,
+    }
+
+
 def latent_map_stage(context: StageContext) -> dict:
     from zspace.training.autoencoder import load_autoencoder
 
@@ -392,6 +426,18 @@ def study_stages(context: StageContext) -> list[Stage]:
             "evaluation classifier (cached across runs)",
         ),
         Stage("latent-map", latent_map_stage, (), (AE_STAGE,), "2-D map of the latent space"),
+    ]
+    if config.presets.names:
+        stages.append(
+            Stage(
+                "ae-presets",
+                presets_stage,
+                ("data", "autoencoder", "presets", "fewshot"),
+                (),
+                "autoencoder presets side by side, with and without position encodings",
+            )
+        )
+    stages += [
         Stage(
             "fewshot",
             fewshot_stage,
