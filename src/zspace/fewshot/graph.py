@@ -16,7 +16,7 @@ def nearest_neighbours(
     base: torch.Tensor,
     k: int,
     exclude_self: bool = False,
-    chunk: int = 2048,
+    chunk: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared Euclidean distances (Q, k) and indices (Q, k) of each query's k nearest rows
     of `base`, nearest first. With `exclude_self`, queries are base itself and row i skips i."""
@@ -24,7 +24,9 @@ def nearest_neighbours(
     distances, indices = [], []
     for start in range(0, len(queries), chunk):
         block = queries[start : start + chunk]
-        squared = (block * block).sum(1, keepdim=True) + base_norms - 2.0 * block @ base.T
+        # One (chunk, N) buffer, updated in place: the naive expression allocates four.
+        squared = torch.addmm(base_norms, block, base.T, alpha=-2.0)
+        squared += (block * block).sum(1, keepdim=True)
         if exclude_self:
             rows = torch.arange(len(block), device=base.device)
             squared[rows, rows + start] = float("inf")

@@ -18,7 +18,7 @@ STRIDE = 4  # ... moved by half its size: 6 x 6 overlapping cells on a 28x28 ima
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
-def gradient_histograms(images: torch.Tensor, batch_size: int = 10_000) -> torch.Tensor:
+def gradient_histograms(images: torch.Tensor, batch_size: int = 2_000) -> torch.Tensor:
     """float (N, 1, 28, 28) images -> (N, 6*6*8) square-rooted orientation histograms."""
     chunks = [
         _histograms(images[start : start + batch_size])

@@ -127,17 +127,23 @@ def head_accuracies(
 
 
 def run_study(
-    config: StudyConfig, out: str | Path | None = None, progress: bool = False, log=print
+    config: StudyConfig,
+    out: str | Path | None = None,
+    progress: bool = False,
+    log=print,
+    context: StudyContext | None = None,
 ) -> dict:
     """Run every (method, head, label count) cell over `config.draws` draws.
 
     Returns the summary written to fewshot.json: {"config", "results", "differences",
-    "timings"}; with `out`, also writes table.md, fewshot.csv and the plots there.
+    "timings"}; with `out`, also writes table.md, fewshot.csv and the plots there. `context`
+    (from `load_context` for the same data, autoencoder, seed and device) lets several studies
+    share features and graphs that are costly to build; its preparation timings are shared too.
     """
     config.validate()
     specs = parse_heads(config.heads)
     started = time.perf_counter()
-    context = load_context(config, progress)
+    context = context if context is not None else load_context(config, progress)
     timings: dict[str, float] = {"load": time.perf_counter() - started}
     results = []
     for count in config.label_counts():

@@ -91,7 +91,7 @@ def fewshot_stage(context: StageContext) -> dict:
     """The reference table and the beyond methods, then a label-count sweep (learning curve)."""
     from zspace.fewshot.report import beyond_table, reference_table
     from zspace.fewshot.study import StudyConfig as FewshotConfig
-    from zspace.fewshot.study import run_study
+    from zspace.fewshot.study import load_context, run_study
 
     settings, out = context.config.fewshot, context.stage_dir("fewshot")
     common = {
@@ -104,17 +104,16 @@ def fewshot_stage(context: StageContext) -> dict:
         "device": context.device,
     }
     quiet = lambda line: None  # noqa: E731 - the stage prints one line, the tables say the rest
-    main = run_study(
-        FewshotConfig(
-            labels=[settings.labels],
-            draws=settings.draws,
-            heads=list(settings.heads),
-            methods=list(settings.methods),
-            **common,
-        ),
-        out=out,
-        log=quiet,
+    main_config = FewshotConfig(
+        labels=[settings.labels],
+        draws=settings.draws,
+        heads=list(settings.heads),
+        methods=list(settings.methods),
+        **common,
     )
+    # One context for both studies: the sweep reuses the features and graphs built here.
+    shared = load_context(main_config)
+    main = run_study(main_config, out=out, log=quiet, context=shared)
     sweep = run_study(
         FewshotConfig(
             labels=list(settings.label_sweep),
@@ -125,6 +124,7 @@ def fewshot_stage(context: StageContext) -> dict:
         ),
         out=out / "sweep",
         log=quiet,
+        context=shared,
     )
     headers, rows = reference_table(main, settings.labels)
     beyond_headers, beyond_rows = beyond_table(main)
