@@ -80,6 +80,10 @@ class GANConfig:
     d_steps: int = 1
     # R1 penalty (Mescheder et al. 2018): r1_weight / 2 * E ||grad_x D(x)||^2 on real data.
     r1_weight: float = 0.0
+    # Lazy R1 (Karras et al. 2020): the penalty on every r1_interval-th D step only, scaled by
+    # r1_interval so that its average strength stays the same; it is the costliest part of a
+    # D step (a second backward pass).
+    r1_interval: int = 1
     # Exponential moving average of G's weights (Karras et al. 2018; Yazici et al. 2019), used
     # for sampling; 0 turns it off. Its weights are saved as generator_ema.safetensors.
     ema_decay: float = 0.0
@@ -122,6 +126,8 @@ class GANConfig:
             raise ZspaceError(
                 f"unknown lr_schedule {self.lr_schedule!r}; choose from {LR_SCHEDULES}"
             )
+        if self.r1_interval < 1:
+            raise ZspaceError(f"r1_interval must be at least 1, got {self.r1_interval}")
         if self.d_steps < 1:
             raise ZspaceError(f"d_steps must be at least 1, got {self.d_steps}")
         if not 0 <= self.ema_decay < 1:

@@ -95,13 +95,14 @@ def generator_loss(config: GANConfig, fake_logits) -> torch.Tensor:
 
 
 def discriminator_step(
-    config: GANConfig, discriminator, optimizer, real, fake, labels, sync=None
+    config: GANConfig, discriminator, optimizer, real, fake, labels, sync=None, step: int = 0
 ) -> tuple[torch.Tensor, dict]:
     """One D update on a real batch and a generated batch (`fake`, detached here) of the same
     labels. Returns the detached loss and the terms logged beside it: mean real and fake
-    logits and, with an R1 penalty, the mean squared gradient norm on real data."""
+    logits and, on steps with an R1 penalty, the mean squared gradient norm on real data."""
     fake = fake.detach()
-    if config.r1_weight > 0:
+    penalize = config.r1_weight > 0 and step % config.r1_interval == 0
+    if penalize:
         real = real.detach().requires_grad_(True)
     real_logits, real_classes = discriminator.scores(real, labels)
     fake_logits, _ = discriminator.scores(fake, labels)
@@ -109,10 +110,10 @@ def discriminator_step(
     if real_classes is not None:
         loss = loss + config.auxiliary_weight * F.cross_entropy(real_classes, labels)
     terms = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-    if config.r1_weight > 0:
+    if penalize:
         (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
         penalty = gradient.pow(2).sum(1).mean()
-        loss = loss + 0.5 * config.r1_weight * penalty
+        loss = loss + 0.5 * config.r1_weight * config.r1_interval * penalty
         terms["r1"] = penalty.detach()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -291,6 +292,7 @@ def train_gan(
         sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
         if gan_config.r1_weight > 0:
             sums["r1"] = 0.0
+        penalized = 0  # D steps that carried the R1 penalty this epoch
         batches = shuffled_batches(
             len(data),
             gan_config.batch_size,
@@ -322,8 +324,9 @@ def train_gan(
             with torch.set_grad_enabled(g_step):
                 fake = generator(noise, batch_labels)
             d_loss, terms = discriminator_step(
-                gan_config, discriminator, optimizer_d, real, fake, batch_labels, sync
+                gan_config, discriminator, optimizer_d, real, fake, batch_labels, sync, step
             )
+            penalized += "r1" in terms
             for name, value in terms.items():
                 sums[name] += value
             sums["d_loss"] += d_loss
@@ -334,8 +337,11 @@ def train_gan(
             )
             if average is not None:
                 update_average(average, generator, gan_config.ema_decay, step // gan_config.d_steps)
+        counts = {"r1": penalized}  # the R1 term is averaged over the steps that had it
         record = {
-            name: all_reduce_mean(float(value) / max(steps, 1), context, torch_device)
+            name: all_reduce_mean(
+                float(value) / max(counts.get(name, steps), 1), context, torch_device
+            )
             for name, value in sums.items()
         }
         record["g_loss"] *= gan_config.d_steps  # G stepped once per d_steps batches
