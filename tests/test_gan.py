@@ -530,3 +530,28 @@ def test_gaussian_base_run_reloads_to_the_same_samples(small_ae_run, mnist_dir, 
     reloaded = load_gan(tmp_path / "gauss")
     assert torch.equal(reloaded.sample(digit=4, n=8, seed=1), sampler.sample(digit=4, n=8, seed=1))
     assert float(reloaded.generator.base_factor.abs().sum()) > 0
+
+
+def test_lazy_r1_penalises_every_kth_step_at_k_times_the_weight():
+    from zspace.training.gan import discriminator_step
+
+    config = config_for_preset("wide-r1", conditional=True, r1_interval=4)
+    torch.manual_seed(0)
+    discriminator = Discriminator(config)
+    optimizer = torch.optim.SGD(discriminator.parameters(), lr=0.0)  # only the loss matters
+    real, fake, labels = torch.randn(8, 64), torch.randn(8, 64), torch.arange(8)
+    penalised = []
+    for step in range(8):
+        loss, terms = discriminator_step(
+            config, discriminator, optimizer, real, fake, labels, step=step
+        )
+        penalised.append("r1" in terms)
+    assert penalised == [True, False, False, False] * 2
+    # On a penalised step the loss carries r1_weight * r1_interval / 2 times the penalty.
+    eager = config_for_preset("wide-r1", conditional=True)
+    plain = discriminator_step(eager, discriminator, optimizer, real, fake, labels, step=1)[0]
+    lazy, terms = discriminator_step(config, discriminator, optimizer, real, fake, labels, step=0)
+    extra = 0.5 * config.r1_weight * (config.r1_interval - 1) * terms["r1"]
+    assert torch.allclose(lazy - plain, extra, rtol=1e-4)
+    with pytest.raises(ZspaceError, match="r1_interval"):
+        config_for_preset("wide-r1", r1_interval=0)
