@@ -101,6 +101,28 @@ def reconstruct_test_set(autoencoder, test_images: torch.Tensor) -> torch.Tensor
     return to_uint8_images(decode_codes(autoencoder, encode_images(autoencoder, test_images)))
 
 
+def reconstruct_training_sample(
+    autoencoder,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    per_digit: int,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 reconstructions of `per_digit` random training images of each digit, and labels.
+
+    This is what a perfect sampler of the training codes would produce: the fairest ceiling for
+    a latent generator. (Test-set reconstructions are paired one to one with the reference
+    images, so their FD, precision and recall carry no sampling error at all.)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for digit in range(NUM_DIGITS):
+        rows = (train_labels == digit).nonzero().squeeze(1)  # fewer on a subset: all of them
+        chosen.append(rows[torch.randperm(len(rows), generator=generator)[:per_digit]])
+    rows = torch.cat(chosen)
+    return reconstruct_test_set(autoencoder, train_images[rows]), train_labels[rows]
+
+
 def run_dataset_name(config: dict) -> str:
     """The dataset a run was trained on, wherever its config keeps it (default mnist)."""
     for path in (

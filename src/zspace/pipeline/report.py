@@ -145,8 +145,10 @@ def _evaluation_section(doc: Document, summary: dict) -> None:
         f"Each generator drew {summary['samples_per_digit']} samples per digit. The evaluation "
         f"classifier (test accuracy {_fmt(summary['classifier_test_accuracy'])}) was trained on "
         "the training set only and never saw generated images. Fréchet distance (FD), precision "
-        "and recall are computed in its feature space against the test set; the reconstructions "
-        "row is the decoder's ceiling."
+        "and recall are computed in its feature space against the test set. Two ceilings: the "
+        "test-set reconstructions are paired one to one with the reference images, so they carry "
+        "no sampling error; the training reconstructions are what a perfect sampler of the "
+        "training codes would produce, the fairest bound for a latent generator."
     )
     headers = [
         "generator",

@@ -21,6 +21,7 @@ from zspace.pipeline.stages import Stage, StageContext
 from zspace.runs import RunDir
 
 AE_STAGE = "autoencoder"
+TRAIN_RECONSTRUCTIONS = "training reconstructions (perfect code sampler)"
 CLASSIFIER_STAGE = "eval-classifier"
 
 
@@ -381,7 +382,12 @@ def interpolation_stage(context: StageContext) -> dict:
 
 def evaluation_stage(context: StageContext) -> dict:
     from zspace.evaluation.metrics import evaluate_images, reference_stats
-    from zspace.evaluation.sources import draw_samples, load_sampler, reconstruct_test_set
+    from zspace.evaluation.sources import (
+        draw_samples,
+        load_sampler,
+        reconstruct_test_set,
+        reconstruct_training_sample,
+    )
     from zspace.training.autoencoder import load_autoencoder
 
     classifier = _classifier(context)
@@ -397,6 +403,12 @@ def evaluation_stage(context: StageContext) -> dict:
             reference=reference,
         )
     }
+    train_images, train_labels = reconstruct_training_sample(
+        autoencoder, dataset.train_images, dataset.train_labels, per_digit, context.config.seed
+    )
+    rows[TRAIN_RECONSTRUCTIONS] = evaluate_images(
+        train_images, classifier, requested_labels=train_labels, reference=reference
+    )
     names = [gan_stage_name(p, c) for p in context.config.gan.presets for c in (True, False)]
     for name in [*names, "gmm-baseline", "pixel-cgan"]:
         sampler = load_sampler(context.stage_dir(name), context.device)
