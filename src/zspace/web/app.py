@@ -1,11 +1,10 @@
 """The FastAPI application: digits on demand, morphs, classification and restyling.
 
 `create_app` loads the models once and returns an app; every request that touches a model runs
-off the event loop, with a time limit, in one of two lanes: quick calls (generate, interpolate,
-classify: a few ms) on one thread pool, and restyles (a hundred optimizer steps each) on another,
-so a quick request never waits behind a restyle. Each lane's threads run torch on one core.
-User mistakes become a 4xx response with a JSON body {"error": "...one line naming the
-problem..."}.
+off the event loop, with a time limit, in one of two lanes (see lanes.py): quick calls
+(generate, interpolate, classify: a few ms) on a thread pool, and restyles (a hundred optimizer
+steps each) in a worker process, so a quick request never waits behind a restyle. User mistakes
+become a 4xx response with a JSON body {"error": "...one line naming the problem..."}.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -34,7 +32,8 @@ from zspace.web.imaging import (
     image_data_urls,
     prepare_upload,
 )
-from zspace.web.service import DigitService, ServiceUnavailable
+from zspace.web.lanes import RestyleLane, one_torch_thread
+from zspace.web.service import Classification, DigitService, ServiceUnavailable
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_SEED = 2**63 - 1  # seeds are int64
@@ -150,11 +149,34 @@ def run_info(run_dir: Path | None, generator, classifier_dir: Path | None) -> di
     return info
 
 
-def _one_torch_thread() -> None:
-    """Run in each inference thread: its torch ops use one core. Requests run side by side
-    instead; splitting a forward pass this small across cores costs more than it saves, and
-    the cores are needed for the event loop and the other lane."""
-    torch.set_num_threads(1)
+def restyle_answer(
+    service: DigitService,
+    image,
+    inverted: bool,
+    digits: list[int],
+    source_digit: int,
+    classification: Classification | None,
+    seed: int,
+    format: str,
+    scale: int,
+) -> bytes | dict:
+    """A restyle of an upload whose digit is known, as PNG bytes or a JSON-ready dict.
+
+    Runs in the restyle lane (a worker process), so it takes and returns plain values.
+    """
+    result = service.restyle(image, digits, source_digit, seed)
+    if format == "png":
+        return grid_png(result["images"], ncols=len(digits), scale=scale)
+    return {
+        "digits": digits,
+        "images": image_data_urls(result["images"], scale),
+        "source_digit": source_digit,
+        "source": "request" if classification is None else "classifier",
+        "probabilities": None if classification is None else classification.probabilities,
+        "reconstruction": image_data_urls(result["reconstruction"], scale)[0],
+        "code_error": result["code_error"],
+        "inverted": inverted,
+    }
 
 
 def _png_response(data: bytes) -> Response:
@@ -226,7 +248,8 @@ def create_app(
     device: str = "cpu",
     inference_timeout: float = 30.0,
     inference_threads: int = 1,
-    restyle_threads: int = 1,
+    restyle_workers: int = 1,
+    restyle_processes: bool = True,
 ) -> FastAPI:
     """The zspace web app.
 
@@ -238,10 +261,14 @@ def create_app(
         inference_timeout: seconds a request may wait for and use the models before a 503.
         inference_threads: quick model calls (generate, interpolate, classify) that may run
             at once.
-        restyle_threads: restyles that may run at once, beside the quick calls; more wait
+        restyle_workers: restyles that may run at once, beside the quick calls; more wait
             their turn (within inference_timeout).
+        restyle_processes: run restyles in worker processes that load `run_dir` themselves
+            (when the app was given a run folder, not an already loaded generator); else in
+            threads of this process.
     """
     run_path = None if run_dir is None else Path(run_dir)
+    generator_given = generator
     if generator is None:
         if run_path is None:
             raise ZspaceError("create_app needs a run folder or a generator")
@@ -257,19 +284,19 @@ def create_app(
     quick_lane = ThreadPoolExecutor(
         max_workers=inference_threads,
         thread_name_prefix="zspace-infer",
-        initializer=_one_torch_thread,
+        initializer=one_torch_thread,
     )
-    restyle_lane = ThreadPoolExecutor(
-        max_workers=restyle_threads,
-        thread_name_prefix="zspace-restyle",
-        initializer=_one_torch_thread,
+    from_run = run_path is not None and generator_given is None and restyle_processes
+    restyle_lane = RestyleLane(
+        service, run_path if from_run else None, device=device, workers=restyle_workers
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        restyle_lane.start()
         yield
-        for lane in (quick_lane, restyle_lane):
-            lane.shutdown(wait=False, cancel_futures=True)
+        quick_lane.shutdown(wait=False, cancel_futures=True)
+        restyle_lane.shutdown()
 
     # FastAPI's own /docs pulls Swagger UI from a CDN; ours is a self-contained page (see
     # docs_page below) that renders /openapi.json, so the reference works offline.
@@ -284,11 +311,11 @@ def create_app(
     )
     app.state.service = service
 
-    async def infer(function, lane: ThreadPoolExecutor = quick_lane):
-        """Run a model call in a lane's thread pool, with a time limit (waiting included)."""
+    async def infer(function):
+        """Run a model call in the quick lane, with a time limit (waiting included)."""
         loop = asyncio.get_running_loop()
         return await asyncio.wait_for(
-            loop.run_in_executor(lane, function), timeout=inference_timeout
+            loop.run_in_executor(quick_lane, function), timeout=inference_timeout
         )
 
     @app.exception_handler(RequestValidationError)
@@ -451,23 +478,18 @@ def create_app(
         data = await _read_upload(request)
         digits = list(range(10)) if digit is None else [digit]
 
-        def work():
+        def read_upload():
             image, inverted = prepare_upload(data)
-            result = service.restyle(image, digits, source_digit, seed)
-            if format == "png":
-                return _png_response(grid_png(result["images"], ncols=len(digits), scale=scale))
-            classification = result["classification"]
-            return {
-                "digits": digits,
-                "images": image_data_urls(result["images"], scale),
-                "source_digit": result["source_digit"],
-                "source": result["source"],
-                "probabilities": None if classification is None else classification.probabilities,
-                "reconstruction": image_data_urls(result["reconstruction"], scale)[0],
-                "code_error": result["code_error"],
-                "inverted": inverted,
-            }
+            return image, inverted, *service.restyle_source(image, source_digit)
 
-        return await infer(work, restyle_lane)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + inference_timeout
+        image, inverted, digit_shown, classification = await infer(read_upload)
+        arguments = (image, inverted, digits, digit_shown, classification, seed, format, scale)
+        answer = await asyncio.wait_for(
+            restyle_lane.run(restyle_answer, *arguments),
+            timeout=max(deadline - loop.time(), 0.001),
+        )
+        return _png_response(answer) if format == "png" else answer
 
     return app

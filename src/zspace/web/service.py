@@ -114,6 +114,23 @@ class DigitService:
         probabilities = torch.as_tensor(probabilities, dtype=torch.float32).reshape(-1)
         return Classification(int(torch.as_tensor(labels).reshape(-1)[0]), probabilities.tolist())
 
+    def restyle_source(
+        self, image: torch.Tensor, source_digit: int | None = None
+    ) -> tuple[int, Classification | None]:
+        """The digit an upload to restyle shows: (`source_digit`, None) if given, else the
+        classifier's (digit, classification). Raises if this run cannot restyle at all."""
+        if not self.conditional:
+            raise ZspaceError("restyling needs a conditional GAN run; this one is unconditional")
+        if source_digit is not None:
+            return source_digit, None
+        if self.classifier is None:
+            raise ServiceUnavailable(
+                "no classifier is loaded to read the uploaded digit; start the server "
+                "with --classifier RUN or pass source_digit"
+            )
+        classification = self.classify(image)
+        return classification.digit, classification
+
     def restyle(
         self,
         image: torch.Tensor,
@@ -127,17 +144,7 @@ class DigitService:
         Returns images (float (len(digits), 1, 28, 28)), the model's own rendering of the
         source digit in that style, the source digit and where it came from.
         """
-        if not self.conditional:
-            raise ZspaceError("restyling needs a conditional GAN run; this one is unconditional")
-        classification = None
-        if source_digit is None:
-            if self.classifier is None:
-                raise ServiceUnavailable(
-                    "no classifier is loaded to read the uploaded digit; start the server "
-                    "with --classifier RUN or pass source_digit"
-                )
-            classification = self.classify(image)
-            source_digit = classification.digit
+        source_digit, classification = self.restyle_source(image, source_digit)
         # The style of a conditional GAN's sample lives in its noise: find the noise whose
         # generation of the source digit lands nearest the upload's code, then give that
         # noise the other labels.
