@@ -29,6 +29,7 @@ sweep_draws = 2
 test_limit = 1000
 [gan]
 epochs = 2
+reference_epochs = 1
 [interpolation]
 pairs = 2
 steps = 4
@@ -139,6 +140,13 @@ def test_tiny_study_writes_every_section(tiny_run):
         with Image.open(tiny_run / figure) as picture:
             picture.verify()
             assert picture.format == "PNG"
+    summaries = _summaries(tiny_run)
+    assert summaries["gan-reference"]["epochs"] == 1 and summaries["cgan-default"]["epochs"] == 2
+    assert [row["preset"] for row in summaries["ae-presets"]["rows"]] == [
+        "mlp",
+        "transformer-nopos",
+    ]
+    assert "training reconstructions (perfect code sampler)" in summaries["evaluation"]["rows"]
     html = (tiny_run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figures)
     assert "http://" not in html and "https://" not in html  # opens offline

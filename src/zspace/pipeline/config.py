@@ -78,6 +78,9 @@ class FewshotSettings:
 class GANSettings:
     presets: list[str] = field(default_factory=lambda: ["reference", "default"])
     epochs: int = 20
+    # The reference presets collapse within their first epoch (zspace.models.gan, measured at
+    # 1 to 20 epochs), so they get fewer epochs by default; None: the same `epochs` as the rest.
+    reference_epochs: int | None = 10
     batch_size: int | None = None  # None: each preset's own batch size
 
 
@@ -132,7 +135,7 @@ def quick_overrides() -> dict:
             "sweep_draws": 2,
             "test_limit": 2000,
         },
-        "gan": {"epochs": 6},
+        "gan": {"epochs": 6, "reference_epochs": 3},
         "interpolation": {"pairs": 2, "steps": 6},
         "evaluation": {"samples_per_digit": 100, "classifier_epochs": 1},
     }
@@ -210,6 +213,8 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError(f"seed must be >= 0, got {config.seed}")
     if config.evaluation.classifier_epochs is not None and config.evaluation.classifier_epochs < 1:
         raise ZspaceError("evaluation.classifier_epochs must be at least 1")
+    if config.gan.reference_epochs is not None and config.gan.reference_epochs < 1:
+        raise ZspaceError("gan.reference_epochs must be at least 1")
     if config.gan.batch_size is not None and config.gan.batch_size < 1:
         raise ZspaceError(f"gan.batch_size must be at least 1, got {config.gan.batch_size}")
     if config.presets.limit is not None and config.presets.limit < 1:

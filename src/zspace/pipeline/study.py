@@ -231,7 +231,7 @@ def gan_stage(preset: str, conditional: bool):
                 space="latent",
                 dataset=context.config.data.dataset,
                 limit=context.config.data.limit,
-                epochs=context.config.gan.epochs,
+                epochs=_gan_epochs(context, preset),
                 seed=context.config.seed,
             ),
             ae_run=context.stage_dir(AE_STAGE),
@@ -263,6 +263,13 @@ def gan_stage(preset: str, conditional: bool):
         }
 
     return run
+
+
+def _gan_epochs(context: StageContext, preset: str) -> int:
+    settings = context.config.gan
+    if preset.startswith("reference") and settings.reference_epochs is not None:
+        return settings.reference_epochs
+    return settings.epochs
 
 
 def _gan_loss_curve(out: Path, metrics: list[dict]) -> Path:
