@@ -548,7 +548,7 @@ def test_lazy_r1_penalises_every_kth_step_at_k_times_the_weight():
         penalised.append("r1" in terms)
     assert penalised == [True, False, False, False] * 2
     # On a penalised step the loss carries r1_weight * r1_interval / 2 times the penalty.
-    eager = config_for_preset("wide-r1", conditional=True)
+    eager = config_for_preset("wide-r1", conditional=True, r1_interval=1)
     plain = discriminator_step(eager, discriminator, optimizer, real, fake, labels, step=1)[0]
     lazy, terms = discriminator_step(config, discriminator, optimizer, real, fake, labels, step=0)
     extra = 0.5 * config.r1_weight * (config.r1_interval - 1) * terms["r1"]
