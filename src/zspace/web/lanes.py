@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from pathlib import Path
@@ -37,10 +39,20 @@ def one_torch_thread() -> None:
 _worker_service: DigitService | None = None
 
 
+def _exit_when_parent_exits() -> None:
+    # A server killed outright (SIGKILL, or a signal re-raised right after shutdown) never
+    # tells its workers to stop; without this they would live on, holding its stdout open.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+
 def _start_worker(run_dir: str, device: str) -> None:
     import zspace
 
     global _worker_service
+    threading.Thread(target=_exit_when_parent_exits, daemon=True).start()
     one_torch_thread()
     try:
         os.nice(RESTYLE_NICENESS)
@@ -121,6 +133,8 @@ class RestyleLane:
             raise ServiceUnavailable("the restyle worker stopped; try again") from None
 
     def shutdown(self) -> None:
+        """Drop waiting calls; wait for running ones (a restyle takes well under a second),
+        so that the worker processes have stopped when this returns."""
         for pool in (self._threads, self._processes):
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(wait=True, cancel_futures=True)
