@@ -92,6 +92,11 @@ def _presets_section(doc: Document, summary: dict) -> None:
                 f" to {100 * without['fewshot']['mean']:.1f}%"
             )
         doc.text(reading + ".")
+    doc.text(
+        "The budget is equal epochs, not equal time, and a short one by default: attention "
+        "converges more slowly than convolution, so the transformer presets gain most from more "
+        "epochs (`presets.epochs` in the config; the README's table uses 3)."
+    )
 
 
 def _generation_sections(doc: Document, results: dict, presets: list[str]) -> None:
