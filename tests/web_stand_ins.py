@@ -52,3 +52,17 @@ def prepare_image_available():
     yield
     for name in ("zspace.fewshot.classify", "zspace.fewshot"):
         sys.modules.pop(name, None)
+
+
+def exit_worker(service, code: int):
+    """A restyle-lane call that kills the worker process running it (tests replacement)."""
+    import os
+
+    os._exit(code)
+
+
+def worker_pid(service) -> int:
+    """A restyle-lane call answering the id of the process that ran it."""
+    import os
+
+    return os.getpid()
