@@ -8,7 +8,9 @@ so no response is repeated), JSON samples, morphs, health checks and a few resty
 digit. Without --run a small AE and conditional GAN are trained first (about half a minute).
 
 Target (issue 6, this 2-core machine): zero errors and p99 <= 50 ms for the 16-digit PNG grid.
-Run it alone on the machine: the client shares the CPUs with the server.
+Run it alone on the machine: the client shares the CPUs with the server. Restyles run in a
+worker process at a lower CPU priority (see zspace.web.lanes), so on a busy machine their own
+latency grows (seconds) while the quick requests keep theirs.
 """
 
 from __future__ import annotations
