@@ -19,6 +19,7 @@ import torch
 
 from zspace.data import load_dataset
 from zspace.errors import ZspaceError
+from zspace.memory import release_memory
 from zspace.models.autoencoder import config_for_preset, preset_names, to_float_images
 from zspace.runs import RunDir
 
@@ -150,6 +151,7 @@ def compare_presets(
             f"{row['encode_decode_images_per_s']:,.0f} img/s, few-shot {fewshot_cell(row)}"
         )
         rows.append(row)
+        release_memory()  # each preset's training leaves freed heap behind
     return rows
 
 

@@ -17,11 +17,12 @@ from zspace.models.autoencoder import to_float_images
 def deskew(images: torch.Tensor, batch_size: int = 10_000) -> torch.Tensor:
     """uint8 (N, 28, 28) or float (N, 1, 28, 28) images -> float (N, 1, 28, 28) in [0, 1],
     sheared so the second-moment slant is zero and shifted so the centre of mass is central."""
-    chunks = [
-        _deskew_batch(to_float_images(images[start : start + batch_size]))
-        for start in range(0, len(images), batch_size)
-    ]
-    return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
+    result = torch.empty(len(images), 1, 28, 28, device=images.device)  # no list-then-cat copy
+    for start in range(0, len(images), batch_size):
+        result[start : start + batch_size] = _deskew_batch(
+            to_float_images(images[start : start + batch_size])
+        )
+    return result
 
 
 def _deskew_batch(images: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,7 @@ def train_self_trained_cnn(
     context, labelled: torch.Tensor, config: SelfTrainingConfig | None = None
 ) -> DigitCNN:
     """The whole method for one labelled draw: pseudo-labels, then the CNN."""
-    train_images, _ = context.deskewed()
+    train_images, _ = context.cached("deskewed", context.deskewed)
     targets = pseudo_labels(context, labelled)
     seed = context.seed * 1_000_003 + int(labelled[0])
     return train_cnn(train_images, targets, seed, config)
@@ -99,7 +99,7 @@ def train_self_trained_cnn(
 def self_training_predict(context, labelled: torch.Tensor) -> torch.Tensor:
     """Test labels predicted by the self-trained CNN of this draw."""
     model = train_self_trained_cnn(context, labelled)
-    _, test_images = context.deskewed()
+    _, test_images = context.cached("deskewed", context.deskewed)
     return predict_logits(model, test_images).argmax(1)
 
 
@@ -143,7 +143,7 @@ def train_and_save_classifier(
     model = train_self_trained_cnn(context, labelled, config)
     report = {"labels": len(labelled), "test_accuracy": None}
     if data.test_labels is not None:
-        _, test_images = context.deskewed()
+        _, test_images = context.cached("deskewed", context.deskewed)
         predicted = predict_logits(model, test_images).argmax(1).cpu()
         report["test_accuracy"] = (predicted == data.test_labels).float().mean().item()
     save_classifier(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from zspace.checkpoint import atomic_write_json
 from zspace.errors import ZspaceError
+from zspace.memory import release_memory
 from zspace.pipeline.config import StudyConfig
 
 
@@ -110,6 +111,7 @@ def run_stages(
         context.log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.description}")
         began = time.perf_counter()
         summary = stage.run(context)
+        release_memory()  # so the next stage's peak does not stack on this one's leftovers
         record = {"key": key, "seconds": round(time.perf_counter() - began, 2), "summary": summary}
         atomic_write_json(record_path, record)
         started_path.unlink(missing_ok=True)
