@@ -25,8 +25,14 @@ def register(subparsers) -> None:
         "--inference-threads",
         type=positive_int,
         default=1,
-        help="model calls that may run at once (default 1; torch threads each use "
-        "OMP_NUM_THREADS cores)",
+        help="threads for the quick calls (generate, interpolate, classify; default 1, each "
+        "with one torch thread)",
+    )
+    serve.add_argument(
+        "--restyle-workers",
+        type=positive_int,
+        default=1,
+        help="worker processes for restyles, which run apart from the quick calls (default 1)",
     )
     serve.set_defaults(run=run_serve)
 
@@ -49,6 +55,7 @@ def run_serve(args) -> int:
         device=args.device,
         inference_timeout=args.timeout,
         inference_threads=args.inference_threads,
+        restyle_workers=args.restyle_workers,
     )
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
