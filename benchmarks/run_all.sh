@@ -9,4 +9,5 @@ python benchmarks/bench_autoencoder.py --keep "$OUT/ae" --json "$OUT/autoencoder
 python benchmarks/bench_fewshot.py --ae "$OUT/ae" --out "$OUT/fewshot"
 python benchmarks/bench_gan.py --ae "$OUT/ae" --work "$OUT/gan" --pixel-factor "${PIXEL_FACTOR:-5}" --json "$OUT/gan.json"
 python benchmarks/bench_web.py --json "$OUT/web.json"
-/usr/bin/time -v zspace run --quick --out "$OUT/quick" --no-progress 2> "$OUT/quick_time.txt"
+python benchmarks/bench_study.py --quick --out "$OUT/quick" --json "$OUT/study_quick.json"
+python benchmarks/bench_study.py --out "$OUT/study" --json "$OUT/study.json"
