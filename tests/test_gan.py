@@ -555,3 +555,16 @@ def test_lazy_r1_penalises_every_kth_step_at_k_times_the_weight():
     assert torch.allclose(lazy - plain, extra, rtol=1e-4)
     with pytest.raises(ZspaceError, match="r1_interval"):
         config_for_preset("wide-r1", r1_interval=0)
+
+
+def test_loaded_samplers_build_their_fast_path_once(cgan_run):
+    from zspace.generation import GANSampler
+
+    loaded = load_gan(cgan_run)
+    assert loaded._frozen_generator is not None
+    unfrozen = GANSampler(loaded.config, loaded.generator, loaded.scaler, loaded.autoencoder)
+    assert torch.equal(loaded.sample(digit=3, n=5, seed=2), unfrozen.sample(digit=3, n=5, seed=2))
+    # Soft labels never take the fast path, frozen or not.
+    soft = nn.functional.one_hot(torch.tensor([3, 4]), 10).float()
+    noise = loaded.noise(2, seed=1)
+    assert torch.allclose(loaded.images(noise, soft), unfrozen.images(noise, soft))

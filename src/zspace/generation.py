@@ -71,6 +71,7 @@ class GANSampler:
         self.autoencoder = autoencoder
         self.kind = kind
         self._decoder = None
+        self._frozen_generator = None  # set by freeze(): the fast path, built once
 
     @property
     def conditional(self) -> bool:
@@ -154,12 +155,23 @@ class GANSampler:
                 ]
             )
 
+    def freeze(self) -> GANSampler:
+        """Promise that the weights will not change again, so the fast sampling path is built
+        once instead of per call (`load_gan` does this; training samplers stay unfrozen)."""
+        self._frozen_generator = self._build_fast_generator()
+        return self
+
     def _fast_generator(self, labels):
         """On CPU, for a latent GAN and integer labels (or none): G with the scaler folded in,
-        rebuilt per call because training changes the weights; else None."""
-        if self.autoencoder is None or self.device.type != "cpu":
-            return None
+        rebuilt per call unless frozen, because training changes the weights; else None."""
         if labels is not None and labels.dtype.is_floating_point:
+            return None
+        if self._frozen_generator is not None:
+            return self._frozen_generator
+        return self._build_fast_generator()
+
+    def _build_fast_generator(self):
+        if self.autoencoder is None or self.device.type != "cpu":
             return None
         from zspace.models.fast_decode import FastGenerator
 
@@ -220,7 +232,7 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
         load_weights_into(autoencoder, run, "autoencoder.safetensors", torch_device)
         autoencoder.eval()
     generator.eval()
-    return GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"])
+    return GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"]).freeze()
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu"):
