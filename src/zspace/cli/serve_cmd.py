@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from zspace.cli.common import positive_float, positive_int
 from zspace.errors import ZspaceError
 
@@ -34,6 +36,13 @@ def register(subparsers) -> None:
         default=1,
         help="worker processes for restyles, which run apart from the quick calls (default 1)",
     )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="server processes sharing the port, each with its own copy of the models "
+        "(default 1; one process serves about one core's worth of requests)",
+    )
     serve.set_defaults(run=run_serve)
 
 
@@ -49,14 +58,31 @@ def run_serve(args) -> int:
         ) from None
     if not 0 <= args.port <= 65535:
         raise ZspaceError(f"--port must be in 0..65535, got {args.port}")
-    app = create_app(
-        args.run_dir,
-        classifier_dir=args.classifier,
-        device=args.device,
-        inference_timeout=args.timeout,
-        inference_threads=args.inference_threads,
-        restyle_workers=args.restyle_workers,
-    )
+    settings = {
+        "run_dir": str(args.run_dir),
+        "classifier_dir": args.classifier,
+        "device": args.device,
+        "inference_timeout": args.timeout,
+        "inference_threads": args.inference_threads,
+        "restyle_workers": args.restyle_workers,
+    }
+    app = create_app(**settings)  # with several workers: only to report a bad run here, once
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    del app
+    import os
+
+    from zspace.web.app import SETTINGS_VARIABLE
+
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    uvicorn.run(
+        "zspace.web.app:app_from_environment",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+    )
     return 0
