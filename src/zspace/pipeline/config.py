@@ -125,7 +125,7 @@ def quick_overrides() -> dict:
         "data": {"limit": 10000},
         "autoencoder": {"epochs": 4, "batch_size": 64},
         "presets": {
-            "names": ["mlp", "transformer", "transformer-nopos"],
+            "names": ["transformer", "transformer-nopos"],
             "limit": 3000,
             "draws": 3,
         },

@@ -172,6 +172,7 @@ def presets_stage(context: StageContext) -> dict:
         labels=config.fewshot.labels,
         draws=settings.draws,
         dataset=config.data.dataset,
+        test_limit=config.fewshot.test_limit,
     )
     rows = compare_presets(
         comparison,
