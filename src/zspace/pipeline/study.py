@@ -165,7 +165,7 @@ def presets_stage(context: StageContext) -> dict:
     comparison = ComparisonSettings(
         presets=list(settings.names),
         epochs=settings.epochs,
-        limit=settings.limit if settings.limit is not None else config.data.limit,
+        limit=_smaller(settings.limit, config.data.limit),
         batch_size=config.autoencoder.batch_size,
         latent_dim=config.autoencoder.latent_dim,
         seed=config.seed,
@@ -190,6 +190,11 @@ def presets_stage(context: StageContext) -> dict:
         "head": comparison.head,
         "rows": rows,
     }
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    """The smaller of two optional image limits (None: no limit)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def latent_map_stage(context: StageContext) -> dict:
