@@ -24,13 +24,13 @@ from zspace.models.autoencoder import config_for_preset, preset_names, to_float_
 from zspace.runs import RunDir
 
 REFERENCE_HEAD = "(sigmoid,64)->(softmax,10)"
+# MLP and convolution beside attention with and without position encodings (issue 8).
+DEFAULT_PRESETS = ("mlp", "conv", "transformer", "transformer-nopos")
 
 
 @dataclass
 class ComparisonSettings:
-    presets: list[str] = field(
-        default_factory=lambda: ["mlp", "conv", "transformer", "transformer-nopos"]
-    )
+    presets: list[str] = field(default_factory=lambda: list(DEFAULT_PRESETS))
     epochs: int = 1
     limit: int | None = None  # first N training images
     batch_size: int = 128

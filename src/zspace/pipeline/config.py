@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zspace.errors import ZspaceError
+from zspace.presets_comparison import DEFAULT_PRESETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,9 +51,8 @@ class AutoencoderSettings:
 class PresetComparisonSettings:
     """Autoencoder presets side by side, each trained for the same epochs (issue 8)."""
 
-    names: list[str] = field(
-        default_factory=lambda: ["mlp", "conv", "transformer", "transformer-nopos"]
-    )  # an empty list skips the comparison
+    # An empty list skips the comparison.
+    names: list[str] = field(default_factory=lambda: list(DEFAULT_PRESETS))
     # One epoch on half the training images keeps the default run within its 8 minutes; the
     # transformers are far from converged at that budget (see the README for 3 full epochs).
     epochs: int = 1
@@ -225,9 +225,10 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError(f"presets.draws must be at least 0, got {config.presets.draws}")
     from zspace.models.autoencoder import preset_names
 
+    known_presets = preset_names()
     for name in [config.autoencoder.preset, *config.presets.names]:
-        if name not in preset_names():
-            raise ZspaceError(f"unknown autoencoder preset {name!r}; choose from {preset_names()}")
+        if name not in known_presets:
+            raise ZspaceError(f"unknown autoencoder preset {name!r}; choose from {known_presets}")
     if config.data.limit is not None and config.data.limit < 1:
         raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
     if config.autoencoder.learning_rate <= 0:
