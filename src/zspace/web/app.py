@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -164,9 +165,10 @@ def restyle_answer(
 ) -> bytes | dict:
     """A restyle of an upload whose digit is known, as PNG bytes or a JSON-ready dict.
 
-    Runs in the restyle lane (a worker process), so it takes and returns plain values.
+    `image` is a uint8 (28, 28) NumPy array. Runs in the restyle lane (a worker process), so
+    it takes and returns plain values.
     """
-    result = service.restyle(image, digits, source_digit, seed)
+    result = service.restyle(torch.from_numpy(image), digits, source_digit, seed)
     if format == "png":
         return grid_png(result["images"], ncols=len(digits), scale=scale)
     return {
@@ -492,6 +494,10 @@ def create_app(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + inference_timeout
         image, inverted, digit_shown, classification = await infer(read_upload)
+        # A NumPy array travels to the worker inside the pickle; a tensor would go through
+        # torch's shared-memory file-descriptor handoff, which needs a thread of this busy
+        # process to answer the worker (restyles then waited for the load to end).
+        image = image.numpy()
         arguments = (image, inverted, digits, digit_shown, classification, seed, format, scale)
         answer = await asyncio.wait_for(
             restyle_lane.run(restyle_answer, *arguments),
