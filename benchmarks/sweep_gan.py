@@ -61,7 +61,7 @@ def main() -> None:
         sampler = train_gan(
             out,
             config,
-            GANTrainingConfig(epochs=epochs, seed=args.seed, monitor_samples=0),
+            GANTrainingConfig(epochs=epochs, seed=args.seed, monitor_samples=0, inverter_steps=0),
             ae_run=args.ae,
             data_dir=args.data_dir,
             device=args.device,

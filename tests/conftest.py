@@ -75,8 +75,9 @@ def small_ae_run(mnist_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def web_cgan_run(small_ae_run, mnist_dir, tmp_path_factory) -> Path:
-    """A tiny conditional latent GAN (2 epochs on 3,000 codes of `small_ae_run`, about 2 s) for
-    the web server's tests. Its samples are rough digits; treat it as read-only."""
+    """A tiny conditional latent GAN (2 epochs on 3,000 codes of `small_ae_run`, about 2 s, and
+    a briefly fitted noise inverter, about 2 s) for the web server's tests. Its samples are
+    rough digits; treat it as read-only."""
     from zspace.models.gan import config_for_preset
     from zspace.training.gan import GANTrainingConfig, train_gan
 
@@ -84,7 +85,7 @@ def web_cgan_run(small_ae_run, mnist_dir, tmp_path_factory) -> Path:
     train_gan(
         out,
         config_for_preset("reference", data_dim=64, conditional=True),
-        GANTrainingConfig(limit=3000, epochs=2, seed=0, monitor_samples=0),
+        GANTrainingConfig(limit=3000, epochs=2, seed=0, monitor_samples=0, inverter_steps=100),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",

@@ -86,6 +86,8 @@ def test_gan_two_processes_match_one_process(small_ae_run, mnist_dir, tmp_path):
         "1",
         "--monitor-samples",
         "0",
+        "--inverter-steps",
+        "0",
         "--no-progress",
     ]
     single, double = tmp_path / "single", tmp_path / "double"

@@ -128,7 +128,14 @@ def test_code_scaler_round_trip():
 
 
 def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, model=None, **training):
-    settings = {"limit": 1000, "epochs": 2, "seed": 0, "monitor_samples": 0, **training}
+    settings = {
+        "limit": 1000,
+        "epochs": 2,
+        "seed": 0,
+        "monitor_samples": 0,
+        "inverter_steps": 0,
+        **training,
+    }
     return train_gan(
         out,
         config_for_preset(preset, conditional=conditional, **(model or {})),
@@ -189,7 +196,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     train_gan(
         tmp_path / "cut",
         config,
-        GANTrainingConfig(limit=600, epochs=3, seed=0, monitor_samples=0),
+        GANTrainingConfig(limit=600, epochs=3, seed=0, monitor_samples=0, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",
@@ -217,7 +224,7 @@ def cgan_run(small_ae_run, mnist_dir, tmp_path_factory):
         config_for_preset(
             "wide", conditional=True, batch_size=64, learning_rate_g=5e-4, learning_rate_d=5e-4
         ),
-        GANTrainingConfig(limit=10_000, epochs=4, seed=0, monitor_samples=0),
+        GANTrainingConfig(limit=10_000, epochs=4, seed=0, monitor_samples=0, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",
@@ -384,9 +391,10 @@ def test_cli_user_mistakes_are_one_line(
 def test_cli_train_gan_smoke_and_resume(small_ae_run, mnist_dir, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["--data-dir", str(mnist_dir), "--limit", "500", "--no-progress"]
-    common += ["--monitor-samples", "0"]
+    common += ["--monitor-samples", "0", "--inverter-steps", "20"]
     argv = ["train-gan", "--ae", str(small_ae_run), "--conditional", "--out", str(run), *common]
     assert main([*argv, "--epochs", "1"]) == 0
+    assert (run / "inverter.safetensors").is_file()
     assert main([*argv, "--epochs", "2", "--resume"]) == 0
     assert [
         m["epoch"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
@@ -408,6 +416,8 @@ def test_pixel_gan_with_time_budget(mnist_dir, tmp_path):
                 "reference",
                 "--time-budget",
                 "0.01",
+                "--inverter-steps",
+                "0",
                 "--limit",
                 "300",
                 "--monitor-samples",
@@ -433,7 +443,7 @@ def test_mode_collapse_check_is_logged(small_ae_run, mnist_dir, tmp_path, quick_
     train_gan(
         run,
         config_for_preset("reference", conditional=True),
-        GANTrainingConfig(limit=500, epochs=1, monitor_samples=200),
+        GANTrainingConfig(limit=500, epochs=1, monitor_samples=200, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",

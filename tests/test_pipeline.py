@@ -30,6 +30,7 @@ test_limit = 1000
 [gan]
 epochs = 2
 reference_epochs = 1
+inverter_steps = 20
 [interpolation]
 pairs = 2
 steps = 4

@@ -71,6 +71,7 @@ def test_health_and_info(client, web_cgan_run):
     assert info["conditional"] is True
     assert info["metrics"]["epoch"] == 2
     assert info["limits"]["n"] == [1, 256]
+    assert info["inverter"] is True  # the fixture run was trained with inverter_steps
 
 
 def test_generate_png_grid_is_deterministic(client):
@@ -339,7 +340,7 @@ def test_unconditional_run(small_ae_run, mnist_dir, tmp_path, digit_png):
     sampler = train_gan(
         tmp_path / "gan",
         config_for_preset("reference", data_dim=64, conditional=False),
-        GANTrainingConfig(limit=500, epochs=1, monitor_samples=0),
+        GANTrainingConfig(limit=500, epochs=1, monitor_samples=0, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",

@@ -72,6 +72,8 @@ class GANSampler:
         self.kind = kind
         self._decoder = None
         self._frozen_generator = None  # set by freeze(): the fast path, built once
+        # A fitted NoiseInverter (zspace.inversion), if the run has one: fast, close inversion.
+        self.inverter = None
 
     @property
     def conditional(self) -> bool:
@@ -232,7 +234,11 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
         load_weights_into(autoencoder, run, "autoencoder.safetensors", torch_device)
         autoencoder.eval()
     generator.eval()
-    return GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"]).freeze()
+    sampler = GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"])
+    from zspace.training.inverter import load_inverter
+
+    sampler.inverter = load_inverter(run_dir, config, torch_device)
+    return sampler.freeze()
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu"):

@@ -3,11 +3,11 @@
 Three kinds of path (each T frames, float (T, 1, 28, 28) in [0, 1]):
   (a) "ae": linear interpolation of the two images' autoencoder codes, decoded;
   (b) "gan-linear" / "gan-slerp": linear or spherical interpolation between two GAN noise
-      vectors. To start and end at the two real images, each image is first inverted: a short
-      Adam optimisation finds noise whose generated (standardised) code is closest to the
+      vectors. To start and end at the two real images, each image is first inverted
+      (zspace.inversion): the noise whose generated (standardised) code is closest to the
       image's code, with a weak pull towards the typical noise norm so the noise stays where
-      the generator was trained (Zhu et al. 2016 and Creswell & Bharath 2018 invert GANs the
-      same way). For a conditional run the one-hot label moves from A to B along with the noise;
+      the generator was trained; found by the run's fitted inverter plus Levenberg-Marquardt
+      steps, or by Adam from random starts if the run has no inverter. For a conditional run the one-hot label moves from A to B along with the noise;
   (c) "gan-label" (conditional runs): the noise is held fixed (A's inverted noise) and only
       the one-hot label moves from A to B.
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from zspace.errors import ZspaceError
+from zspace.inversion import invert, invert_generator  # noqa: F401 (re-exported)
 from zspace.models.autoencoder import to_float_images
 
 
@@ -49,48 +50,6 @@ def slerp(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
         + torch.sin(weights * angle) * (end / end_norm)
     ) / torch.sin(angle)
     return direction * (start_norm * (1 - weights) + end_norm * weights)
-
-
-def invert_generator(
-    sampler,
-    targets: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    steps: int = 300,
-    restarts: int = 8,
-    seed: int = 0,
-    norm_weight: float = 1e-3,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noise whose generated data is close to `targets` (data space, (N, data_dim)).
-
-    Runs `restarts` random starts per target in one batch, `steps` of Adam on the squared
-    error in the GAN's standardised space plus norm_weight * (|z| - sqrt(noise_dim))^2, and
-    keeps the best start. Returns (noise (N, noise_dim) on CPU, final error per target (N,)).
-    """
-    generator, scaler = sampler.generator, sampler.scaler
-    device = sampler.device
-    count, noise_dim = len(targets), sampler.noise_dim
-    goal = scaler(targets.to(device)).repeat_interleave(restarts, 0)
-    goal_labels = None if labels is None else labels.to(device).repeat_interleave(restarts, 0)
-    start = torch.randn(count * restarts, noise_dim, generator=torch.Generator().manual_seed(seed))
-    noise = start.to(device).requires_grad_(True)
-    optimizer = torch.optim.Adam([noise], lr=0.05)
-    generator.eval()
-    generator.requires_grad_(False)
-    typical_norm = noise_dim**0.5
-    try:
-        for _ in range(steps):
-            error = (generator(noise, goal_labels) - goal).pow(2).mean(1)
-            loss = (error + norm_weight * (noise.norm(dim=1) - typical_norm).pow(2)).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            error = (generator(noise, goal_labels) - goal).pow(2).mean(1).view(count, restarts)
-            best = error.argmin(1)
-            chosen = noise.detach().view(count, restarts, noise_dim)[torch.arange(count), best]
-    finally:
-        generator.requires_grad_(True)
-    return chosen.cpu(), error.min(1).values.cpu()
 
 
 @dataclass
@@ -124,7 +83,7 @@ def gan_paths(
     else:
         targets = images.reshape(2, -1)
     labels = torch.tensor([digit_a, digit_b]) if sampler.conditional else None
-    noise, _ = invert_generator(sampler, targets, labels, seed=seed)
+    noise, _ = invert(sampler, targets, labels, seed=seed)
     soft_labels = None
     if sampler.conditional:
         one_hots = torch.nn.functional.one_hot(labels, 10).float()

@@ -68,6 +68,12 @@ def run_serve(args) -> int:
     }
     app = create_app(**settings)  # with several workers: only to report a bad run here, once
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    generator = app.state.service.generator
+    if generator.conditional and getattr(generator, "inverter", None) is None:
+        print(
+            "zspace serve: this run has no noise inverter, so restyles search with Adam alone "
+            f"(about 10 times slower); zspace fit-inverter {args.run_dir} fits one"
+        )
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0

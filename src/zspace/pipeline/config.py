@@ -84,6 +84,9 @@ class GANSettings:
     # 1 to 20 epochs), so they get fewer epochs by default; None: the same `epochs` as the rest.
     reference_epochs: int | None = 10
     batch_size: int | None = None  # None: each preset's own batch size
+    # Noise-inverter steps for the default conditional GAN, the run to serve (fast restyles;
+    # zspace.inversion); 0: none. The other GANs get none (their interpolations are few).
+    inverter_steps: int = 500
 
 
 @dataclass
@@ -137,7 +140,7 @@ def quick_overrides() -> dict:
             "sweep_draws": 2,
             "test_limit": 2000,
         },
-        "gan": {"epochs": 6, "reference_epochs": 3},
+        "gan": {"epochs": 6, "reference_epochs": 3, "inverter_steps": 100},
         "interpolation": {"pairs": 2, "steps": 6},
         "evaluation": {"samples_per_digit": 100, "classifier_epochs": 1},
     }
@@ -217,6 +220,8 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError("evaluation.classifier_epochs must be at least 1")
     if config.gan.reference_epochs is not None and config.gan.reference_epochs < 1:
         raise ZspaceError("gan.reference_epochs must be at least 1")
+    if config.gan.inverter_steps < 0:
+        raise ZspaceError(f"gan.inverter_steps must be >= 0, got {config.gan.inverter_steps}")
     if config.gan.batch_size is not None and config.gan.batch_size < 1:
         raise ZspaceError(f"gan.batch_size must be at least 1, got {config.gan.batch_size}")
     if config.presets.limit is not None and config.presets.limit < 1:

@@ -239,6 +239,9 @@ def gan_stage(preset: str, conditional: bool):
                 limit=context.config.data.limit,
                 epochs=_gan_epochs(context, preset),
                 seed=context.config.seed,
+                inverter_steps=context.config.gan.inverter_steps
+                if conditional and preset == "default"
+                else 0,
             ),
             ae_run=context.stage_dir(AE_STAGE),
             data_dir=context.data_dir,
@@ -345,6 +348,7 @@ def pixel_gan_stage(context: StageContext) -> dict:
             epochs=10_000,  # the time budget decides
             seed=context.config.seed,
             time_budget=max(budget, 1.0),
+            inverter_steps=0,
         ),
         data_dir=context.data_dir,
         device=context.device,

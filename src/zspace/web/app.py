@@ -126,6 +126,8 @@ def run_info(run_dir: Path | None, generator, classifier_dir: Path | None) -> di
         "zspace_version": __version__,
         "conditional": bool(generator.conditional),
         "model": repr(generator),
+        # How restyles find an upload's noise: a fitted inverter (fast) or Adam alone.
+        "inverter": getattr(generator, "inverter", None) is not None,
         "limits": {
             "n": [1, MAX_SAMPLES],
             "steps": [2, MAX_STEPS],

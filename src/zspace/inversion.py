@@ -1,0 +1,210 @@
+"""Finding the generator noise that produces a given target ("inverting" a GAN).
+
+Two ways, one entry point (`invert`):
+  - With a fitted NoiseInverter (zspace.models.inverter; `zspace gan fit-inverter` or
+    `train_gan(..., inverter_steps=N)` writes one into the run), its guess is polished by a
+    few Levenberg-Marquardt steps (`refine_noise`): about 5 ms per target on one CPU core.
+  - Without, `invert_generator`: Adam from several random starts, keeping the best (Zhu et al.
+    2016; Creswell & Bharath 2018), about 10 times slower for a looser match.
+
+Both minimise the same objective, in the GAN's standardised data space:
+    mean((G(z, y) - target)^2) + norm_weight * (|z| - sqrt(noise_dim))^2,
+where the second term keeps the noise at the norm typical of Gaussian noise, where the
+generator was trained. The returned error is the first term.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.autograd.forward_ad as forward_ad
+import torch.nn.functional as F
+from torch import nn
+
+NORM_WEIGHT = 1e-3
+# Levenberg-Marquardt steps after the inverter's guess. On the default conditional run
+# (100 training digits): the guess alone leaves error 0.158; 3 steps 0.084, 5 steps 0.078,
+# 8 steps 0.075; Adam with 8 starts x 100 steps 0.104.
+REFINE_ITERATIONS = 5
+
+
+def _typical_norm(noise: torch.Tensor) -> float:
+    return noise.shape[1] ** 0.5
+
+
+# d(activation)/d(input) from the input and the output, for the MLP fast path.
+_DERIVATIVES = {
+    nn.LeakyReLU: lambda pre, post, module: torch.where(pre > 0, 1.0, module.negative_slope),
+    nn.ReLU: lambda pre, post, module: (pre > 0).to(pre.dtype),
+    nn.Tanh: lambda pre, post, module: 1 - post.pow(2),
+    nn.Sigmoid: lambda pre, post, module: post * (1 - post),
+}
+
+
+def _outputs_and_jacobians(
+    generator, noise: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """G(noise, labels) (B, D) and its Jacobians with respect to the noise (B, D, Z)."""
+    plain_mlp = getattr(generator.config, "base", "none") == "none" and all(
+        isinstance(module, nn.Linear) or type(module) in _DERIVATIVES for module in generator.layers
+    )
+    if plain_mlp:
+        return _mlp_outputs_and_jacobians(generator, noise, labels)
+    return _forward_mode_outputs_and_jacobians(generator, noise, labels)
+
+
+def _mlp_outputs_and_jacobians(generator, noise, labels):
+    # The chain rule written out, layer by layer: (B, width, Z) matrices instead of Z copies
+    # of every activation with their tangents; 3.5 times faster than forward mode.
+    hidden = generator._input(noise, labels)
+    jacobians = None
+    for module in generator.layers:
+        if isinstance(module, nn.Linear):
+            hidden = F.linear(hidden, module.weight, module.bias)
+            if jacobians is None:  # only the noise columns; the label is held fixed
+                jacobians = module.weight[:, : noise.shape[1]].expand(len(noise), -1, -1)
+            else:
+                jacobians = module.weight @ jacobians
+        else:
+            output = module(hidden)
+            slopes = _DERIVATIVES[type(module)](hidden, output, module)
+            jacobians = slopes.unsqueeze(2) * jacobians
+            hidden = output
+    return hidden, jacobians
+
+
+def _forward_mode_outputs_and_jacobians(generator, noise, labels):
+    # Any architecture (a Gaussian base, other layers): forward-mode differentiation of Z
+    # copies of each row, one unit tangent per copy, in one batched pass.
+    count, noise_dim = noise.shape
+    rows = noise.repeat_interleave(noise_dim, 0)
+    tangents = torch.eye(noise_dim, dtype=noise.dtype, device=noise.device).repeat(count, 1)
+    row_labels = None if labels is None else labels.repeat_interleave(noise_dim, 0)
+    with forward_ad.dual_level():
+        output = generator(forward_ad.make_dual(rows, tangents), row_labels)
+        primal, tangent = forward_ad.unpack_dual(output)
+    data_dim = primal.shape[1]
+    outputs = primal.view(count, noise_dim, data_dim)[:, 0]
+    jacobians = tangent.view(count, noise_dim, data_dim).transpose(1, 2)
+    return outputs, jacobians
+
+
+@torch.no_grad()
+def refine_noise(
+    generator,
+    noise: torch.Tensor,
+    labels: torch.Tensor | None,
+    goal: torch.Tensor,
+    iterations: int = REFINE_ITERATIONS,
+    norm_weight: float = NORM_WEIGHT,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Levenberg-Marquardt from `noise` (B, Z) towards G(z, labels) = goal (B, D, standardised).
+
+    Each row keeps its own damping: a step that lowers the objective is taken and the damping
+    shrinks (towards Gauss-Newton); one that does not is refused and the damping grows
+    (towards a short gradient step). Returns (noise (B, Z), error per row (B,)).
+    """
+    generator.eval()
+    count, noise_dim = noise.shape
+    data_dim = goal.shape[1]
+    prior_scale = (data_dim * norm_weight) ** 0.5  # the prior as one more squared residual
+    typical = _typical_norm(noise)
+    identity = torch.eye(noise_dim, dtype=noise.dtype, device=noise.device)
+
+    def objective(z, outputs):
+        prior = prior_scale * (z.norm(dim=1) - typical)
+        return (outputs - goal).pow(2).sum(1) + prior.pow(2)
+
+    z = noise.clone()
+    outputs, jacobians = _outputs_and_jacobians(generator, z, labels)
+    value = objective(z, outputs)
+    damping = torch.full((count,), 1e-2, dtype=noise.dtype, device=noise.device)
+    for _ in range(iterations):
+        norms = z.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        prior_residual = prior_scale * (norms - typical)  # (B, 1)
+        prior_gradient = prior_scale * z / norms  # (B, Z)
+        normal = jacobians.transpose(1, 2) @ jacobians
+        normal += prior_gradient.unsqueeze(2) * prior_gradient.unsqueeze(1)
+        normal += damping.view(-1, 1, 1) * identity
+        gradient = (jacobians.transpose(1, 2) @ (outputs - goal).unsqueeze(2)).squeeze(2)
+        gradient += prior_gradient * prior_residual
+        candidate = z - torch.linalg.solve(normal, gradient)
+        new_outputs, new_jacobians = _outputs_and_jacobians(generator, candidate, labels)
+        new_value = objective(candidate, new_outputs)
+        better = new_value < value
+        keep = better.view(-1, 1)
+        z = torch.where(keep, candidate, z)
+        outputs = torch.where(keep, new_outputs, outputs)
+        jacobians = torch.where(keep.unsqueeze(2), new_jacobians, jacobians)
+        value = torch.where(better, new_value, value)
+        damping = torch.where(better, damping * 0.3, damping * 10)
+    return z, (outputs - goal).pow(2).mean(1)
+
+
+def invert_generator(
+    sampler,
+    targets: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    steps: int = 300,
+    restarts: int = 8,
+    seed: int = 0,
+    norm_weight: float = NORM_WEIGHT,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise whose generated data is close to `targets` (data space, (N, data_dim)), found by
+    gradient descent alone.
+
+    Runs `restarts` random starts per target in one batch, `steps` of Adam on the squared
+    error in the GAN's standardised space plus norm_weight * (|z| - sqrt(noise_dim))^2, and
+    keeps the best start. Returns (noise (N, noise_dim) on CPU, final error per target (N,)).
+    """
+    generator, scaler = sampler.generator, sampler.scaler
+    device = sampler.device
+    count, noise_dim = len(targets), sampler.noise_dim
+    goal = scaler(targets.to(device)).repeat_interleave(restarts, 0)
+    goal_labels = None if labels is None else labels.to(device).repeat_interleave(restarts, 0)
+    start = torch.randn(count * restarts, noise_dim, generator=torch.Generator().manual_seed(seed))
+    noise = start.to(device).requires_grad_(True)
+    optimizer = torch.optim.Adam([noise], lr=0.05)
+    generator.eval()
+    generator.requires_grad_(False)
+    typical_norm = noise_dim**0.5
+    try:
+        for _ in range(steps):
+            error = (generator(noise, goal_labels) - goal).pow(2).mean(1)
+            loss = (error + norm_weight * (noise.norm(dim=1) - typical_norm).pow(2)).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            error = (generator(noise, goal_labels) - goal).pow(2).mean(1).view(count, restarts)
+            best = error.argmin(1)
+            chosen = noise.detach().view(count, restarts, noise_dim)[torch.arange(count), best]
+    finally:
+        generator.requires_grad_(True)
+    return chosen.cpu(), error.min(1).values.cpu()
+
+
+def invert(
+    sampler,
+    targets: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    seed: int = 0,
+    steps: int = 300,
+    restarts: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise whose generated data is closest to `targets` (data space, (N, data_dim)).
+
+    With the sampler's fitted inverter: its guess plus REFINE_ITERATIONS Levenberg-Marquardt
+    steps. Without: `invert_generator` (`steps` of Adam from `restarts` random starts, seeded).
+    Returns (noise (N, noise_dim) on CPU, error per target (N,) in standardised space).
+    """
+    inverter = getattr(sampler, "inverter", None)
+    if inverter is None:
+        return invert_generator(sampler, targets, labels, steps=steps, restarts=restarts, seed=seed)
+    device = sampler.device
+    generator = sampler.generator
+    labels = None if labels is None else labels.to(device)
+    with torch.no_grad():
+        goal = sampler.scaler(targets.to(device))
+        start = inverter(goal, labels)
+    noise, error = refine_noise(generator, start, labels, goal)
+    return noise.cpu(), error.cpu()
