@@ -33,7 +33,7 @@ INVERTER_FILE = "inverter.safetensors"
 class InverterTrainingConfig:
     """How an inverter was fitted (saved beside its weights)."""
 
-    steps: int = 1000
+    steps: int = 500
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 0
