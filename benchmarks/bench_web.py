@@ -11,8 +11,9 @@ digit. Without --run a small AE and conditional GAN are trained first (about hal
 
 Target (issue 6, this 2-core machine): zero errors and p99 <= 50 ms for the 16-digit PNG grid.
 Run it alone on the machine: the client shares the CPUs with the server. Restyles run in a
-worker process at a lower CPU priority (see zspace.web.lanes), so on a busy machine their own
-latency grows (seconds) while the quick requests keep theirs.
+worker process at a lower CPU priority (see zspace.web.lanes); give the run a noise inverter
+(`zspace fit-inverter RUN`; runs trained by zspace have one) or each restyle costs about ten
+times the CPU, which slows the grids' tail even from that low priority.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 `create_app` loads the models once and returns an app; every request that touches a model runs
 off the event loop, with a time limit, in one of two lanes (see lanes.py): quick calls
-(generate, interpolate, classify: a few ms) on a thread pool, and restyles (a hundred optimizer
-steps each) in a worker process, so a quick request never waits behind a restyle. User mistakes
+(generate, interpolate, classify: a few ms) on a thread pool, and restyles (a noise search,
+5-50 ms each) in a worker process, so a quick request never waits behind a restyle. User mistakes
 become a 4xx response with a JSON body {"error": "...one line naming the problem..."}.
 """
 

@@ -1,11 +1,14 @@
 """Where the web app's model calls run: quick calls on a thread pool, restyles apart.
 
 Quick calls (generate, interpolate, classify) take a millisecond or two and share a thread pool
-in the server process. A restyle runs a hundred optimizer steps on a small batch; each step is
-mostly short torch calls and Python glue, so a restyle thread holds the interpreter lock for
-much of its time and would slow every quick request (and the event loop) down. When the app was
-loaded from a run folder, restyles therefore run in separate worker processes that load the
-generator themselves, at a lower CPU priority: with the cores busy, quick requests go first.
+in the server process. A restyle takes about 5 ms with the run's noise inverter and 50 ms
+without (a hundred Adam steps from eight starts), mostly short torch calls and Python glue, so
+a restyle thread would hold the interpreter lock for much of its time and slow every quick
+request (and the event loop) down. When the app was loaded from a run folder, restyles
+therefore run in separate worker processes that load the generator themselves, at a lower CPU
+priority: with the cores busy, quick requests go first. (Lower priority is not free: on this
+2-core machine a busy nice-19 process still took the grid's p99 from 35 to 95 ms, which is why
+the cheap inverter path matters.)
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import torch
 
 from zspace.web.service import DigitService, ServiceUnavailable
 
-# The restyle workers' nice value (0 normal .. 19 lowest). A restyle costs 100 times a grid's
-# CPU; at the lowest priority it takes only what the quick requests leave (with a core idle,
-# it still runs at full speed). Measured with bench_web.py: grid p99 about 2 ms lower than
+# The restyle workers' nice value (0 normal .. 19 lowest). A restyle costs 5 (with an inverter)
+# to 50 grids' worth of CPU; at the lowest priority it takes mostly what the quick requests
+# leave (with a core idle, it still runs at full speed). Measured with bench_web.py: grid p99 about 2 ms lower than
 # at nice 10, within the noise of single runs.
 RESTYLE_NICENESS = 19
 
