@@ -399,6 +399,10 @@ def test_cli_train_gan_smoke_and_resume(small_ae_run, mnist_dir, tmp_path, capsy
     assert [
         m["epoch"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
     ] == [1, 2]
+    # resuming a finished run trains nothing and keeps its inverter instead of refitting it
+    fitted = (run / "inverter.safetensors").stat().st_mtime_ns
+    assert main([*argv, "--epochs", "2", "--resume"]) == 0
+    assert (run / "inverter.safetensors").stat().st_mtime_ns == fitted
     assert main([*argv, "--preset", "reference", "--resume"]) == 1
     assert "drop --preset" in capsys.readouterr().err
 

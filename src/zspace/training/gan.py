@@ -385,24 +385,32 @@ def train_gan(
     generator.eval()
     sampler.generator.eval()
     if training.inverter_steps > 0 and context.is_main:
-        from zspace.training.inverter import (
-            INVERTER_FILE,
-            InverterTrainingConfig,
-            fit_inverter,
-            load_inverter,
-            save_inverter,
+        sampler.inverter = _fit_or_reuse_inverter(
+            run, sampler, prepared, training, epochs_before, progress
         )
-
-        if len(run.read_metrics()) == epochs_before and run.file(INVERTER_FILE).exists():
-            # A resumed run that trained no further keeps the inverter it already has.
-            sampler.inverter = load_inverter(run.path, gan_config, torch_device)
-            return sampler
-        settings = InverterTrainingConfig(steps=training.inverter_steps, seed=training.seed)
-        sampler.inverter = fit_inverter(
-            sampler, prepared.data, prepared.labels, settings, progress=progress
-        )
-        save_inverter(run.path, sampler.inverter, settings)
+    barrier(context)  # under torchrun the other ranks wait for rank 0's inverter
     return sampler
+
+
+def _fit_or_reuse_inverter(
+    run: RunDir, sampler, prepared, training, epochs_before: int, progress: bool
+):
+    """Fit the run's noise inverter and save it; a resumed run that trained no further epochs
+    keeps the one it has."""
+    from zspace.training.inverter import (
+        INVERTER_FILE,
+        InverterTrainingConfig,
+        fit_inverter,
+        load_inverter,
+        save_inverter,
+    )
+
+    if len(run.read_metrics()) == epochs_before and run.file(INVERTER_FILE).exists():
+        return load_inverter(run.path, sampler.config, sampler.device)
+    settings = InverterTrainingConfig(steps=training.inverter_steps, seed=training.seed)
+    inverter = fit_inverter(sampler, prepared.data, prepared.labels, settings, progress=progress)
+    save_inverter(run.path, inverter, settings)
+    return inverter
 
 
 @torch.no_grad()
