@@ -143,6 +143,10 @@ def test_tiny_study_writes_every_section(tiny_run):
             assert picture.format == "PNG"
     summaries = _summaries(tiny_run)
     assert summaries["gan-reference"]["epochs"] == 1 and summaries["cgan-default"]["epochs"] == 2
+    # only the cGAN to serve gets a noise inverter, and the report says how to serve it
+    assert summaries["cgan-default"]["inverter"] and not summaries["cgan-reference"]["inverter"]
+    assert (tiny_run / "cgan-default" / "inverter.safetensors").is_file()
+    assert "`zspace serve cgan-default`" in report
     assert [row["preset"] for row in summaries["ae-presets"]["rows"]] == [
         "mlp",
         "transformer-nopos",

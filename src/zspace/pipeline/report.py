@@ -142,6 +142,12 @@ def _generation_sections(doc: Document, results: dict, presets: list[str]) -> No
                 summary["figures"]["digit_grid"],
                 f"Conditional latent GAN, preset {summary['preset']}: row d shows digit d.",
             )
+            if summary.get("inverter"):
+                doc.text(
+                    f"`zspace serve cgan-{preset}` (from this folder) serves this model as a web "
+                    "page and API; the run carries a noise inverter, so a drawn digit is "
+                    "restyled as all ten digits in a few milliseconds."
+                )
 
 
 def _evaluation_section(doc: Document, summary: dict) -> None:

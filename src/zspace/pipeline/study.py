@@ -268,6 +268,7 @@ def gan_stage(preset: str, conditional: bool):
             "epochs": metrics[-1]["epoch"],
             "training_seconds": round(training_seconds(out), 1),
             "final": {k: metrics[-1].get(k) for k in ("requested_accuracy", "kl_from_uniform")},
+            "inverter": sampler.inverter is not None,
             "figures": figures,
         }
 
