@@ -6,9 +6,10 @@ inversion itself minimises (see zspace.inversion): the squared error between the
 output at the inverter's guess and the target, plus the pull towards the typical noise norm.
 Only the error is used, never a regression onto the drawn noise: a generator maps many noises
 to nearly the same code, and regressing onto them pulls every guess towards the mean noise
-(measured: noise norms of 3.5 instead of 8, and a worse match). The real batch matters because
-uploads are real digits, which the generator's samples only approximate (error after the
-guess: 0.20 without it, 0.15 with it).
+(measured in a trial: noise norms of 3.5 instead of 8, and a worse match). The real batch
+helps because uploads are real digits, which the generator's samples only approximate: on 100
+held-out training codes of the default cGAN, 500 steps, the guess's error is 0.242 from
+samples alone and 0.195 with the real batch (0.081 and 0.080 after the refinement).
 """
 
 from __future__ import annotations
