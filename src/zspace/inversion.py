@@ -1,7 +1,7 @@
 """Finding the generator noise that produces a given target ("inverting" a GAN).
 
 Two ways, one entry point (`invert`):
-  - With a fitted NoiseInverter (zspace.models.inverter; `zspace gan fit-inverter` or
+  - With a fitted NoiseInverter (zspace.models.inverter; `zspace fit-inverter RUN` or
     `train_gan(..., inverter_steps=N)` writes one into the run), its guess is polished by a
     few Levenberg-Marquardt steps (`refine_noise`): about 5 ms per target on one CPU core.
   - Without, `invert_generator`: Adam from several random starts, keeping the best (Zhu et al.

@@ -15,7 +15,7 @@ samples alone and 0.195 with the real batch (0.081 and 0.080 after the refinemen
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -47,11 +47,6 @@ class InverterTrainingConfig:
         if not self.learning_rate > 0:
             raise ZspaceError(f"inverter learning rate must be positive, got {self.learning_rate}")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> InverterTrainingConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 def _inversion_loss(generator, inverter, targets, labels, typical_norm: float) -> torch.Tensor:
     guess = inverter(targets, labels)
@@ -81,10 +76,12 @@ def fit_inverter(
         num_classes=gan.num_classes if gan.conditional else 0,
     )
     random = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)  # the inverter's initial weights
-    inverter = NoiseInverter(inverter_config).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights; the global RNG untouched
+        torch.manual_seed(config.seed)
+        inverter = NoiseInverter(inverter_config).to(device)
     optimizer = torch.optim.Adam(inverter.parameters(), lr=config.learning_rate)
     standardised = None if data is None else scaler(data.to(device)).detach()
+    real_labels = None if data_labels is None or not gan.conditional else data_labels.to(device)
     typical_norm = gan.noise_dim**0.5
     batch = config.batch_size
     generator.eval()
@@ -101,9 +98,9 @@ def fit_inverter(
             loss = _inversion_loss(generator, inverter, samples, labels, typical_norm)
             if standardised is not None:
                 rows = torch.randint(0, len(standardised), (batch,), generator=random).to(device)
-                real_labels = None if not gan.conditional else data_labels.to(device)[rows]
+                row_labels = None if real_labels is None else real_labels[rows]
                 loss = loss + _inversion_loss(
-                    generator, inverter, standardised[rows], real_labels, typical_norm
+                    generator, inverter, standardised[rows], row_labels, typical_norm
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
