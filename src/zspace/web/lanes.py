@@ -63,6 +63,12 @@ def _start_worker(run_dir: str, device: str) -> None:
     except (AttributeError, OSError):  # no nice() on this platform: run at the normal priority
         pass
     _worker_service = DigitService(zspace.load(run_dir, device=device))
+    # Pay the first restyle's one-off costs now, not on the first user's drawing: importing the
+    # module its function comes from (FastAPI and all, about 0.25 s) and torch's lazy set-up.
+    import zspace.web.app  # noqa: F401
+
+    if _worker_service.conditional:
+        _worker_service.restyle(torch.zeros(28, 28, dtype=torch.uint8), [0], source_digit=0)
 
 
 def _call_in_worker(function, args: tuple):
