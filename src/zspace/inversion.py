@@ -27,10 +27,6 @@ NORM_WEIGHT = 1e-3
 REFINE_ITERATIONS = 5
 
 
-def _typical_norm(noise: torch.Tensor) -> float:
-    return noise.shape[1] ** 0.5
-
-
 # d(activation)/d(input) from the input and the output, for the MLP fast path.
 _DERIVATIVES = {
     nn.LeakyReLU: lambda pre, post, module: torch.where(pre > 0, 1.0, module.negative_slope),
@@ -107,7 +103,7 @@ def refine_noise(
     count, noise_dim = noise.shape
     data_dim = goal.shape[1]
     prior_scale = (data_dim * norm_weight) ** 0.5  # the prior as one more squared residual
-    typical = _typical_norm(noise)
+    typical = noise_dim**0.5  # the norm of typical Gaussian noise
     identity = torch.eye(noise_dim, dtype=noise.dtype, device=noise.device)
 
     def objective(z, outputs):
