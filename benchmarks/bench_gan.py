@@ -42,7 +42,7 @@ import torch
 
 from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.sources import evaluate_source
-from zspace.generation import load_gan
+from zspace.sampling.gan import load_gan
 from zspace.models.gan import DEFAULT_PRESET, config_for_preset
 from zspace.runs import RunDir
 from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from zspace.presets_comparison import ComparisonSettings, compare_presets, markdown_table
+from zspace.pipeline.presets_comparison import ComparisonSettings, compare_presets, markdown_table
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from torch import nn
 import zspace
 from zspace.cli.main import main
 from zspace.errors import RunError, ZspaceError
-from zspace.generation import MAX_SAMPLES, load_gan
+from zspace.sampling.gan import MAX_SAMPLES, load_gan
 from zspace.models.gan import (
     PRESETS,
     CodeScaler,
@@ -250,7 +250,7 @@ def test_conditioning_gives_the_requested_digit(cgan_run, mnist_dir):
     # The briefly trained AE decodes blurry digits that a quickly trained image classifier
     # misreads, so the judge here is a linear classifier on real codes of the same AE.
     from zspace.data import load_dataset
-    from zspace.latent import encode_images
+    from zspace.sampling.latent import encode_images
 
     model = zspace.load(cgan_run)
     assert model.conditional
@@ -500,7 +500,7 @@ def test_fast_sampling_path_matches_the_plain_one(cgan_run):
 
 
 def test_noise_streams_take_every_int64_seed():
-    from zspace.generation import MAX_SEED, noise_stream
+    from zspace.sampling.gan import MAX_SEED, noise_stream
 
     first = torch.randn(3, generator=noise_stream(MAX_SEED, 9))
     assert torch.equal(first, torch.randn(3, generator=noise_stream(MAX_SEED, 9)))
@@ -572,7 +572,7 @@ def test_lazy_r1_penalises_every_kth_step_at_k_times_the_weight():
 
 
 def test_loaded_samplers_build_their_fast_path_once(cgan_run):
-    from zspace.generation import GANSampler
+    from zspace.sampling.gan import GANSampler
 
     loaded = load_gan(cgan_run)
     assert loaded._frozen_generator is not None

@@ -13,7 +13,7 @@ import zspace
 from zspace.cli.main import main
 from zspace.data import load_dataset
 from zspace.errors import ZspaceError
-from zspace.interpolation import (
+from zspace.sampling.interpolation import (
     choose_pairs,
     interpolate_latents,
     interpolation_paths,
@@ -110,7 +110,7 @@ def test_paths_for_a_conditional_run(cgan, mnist_dir):
         assert path.measures["step_cv"] >= 0
     # The AE path starts at the reconstruction of the first image.
     autoencoder = cgan.autoencoder
-    from zspace.models.autoencoder import to_float_images
+    from zspace.models.images import to_float_images
 
     with torch.no_grad():
         start = autoencoder(to_float_images(data.test_images[pairs[0][0] : pairs[0][0] + 1]))

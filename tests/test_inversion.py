@@ -10,8 +10,8 @@ import torch
 
 from zspace.cli.main import main
 from zspace.errors import RunError, ZspaceError
-from zspace.generation import load_gan
-from zspace.inversion import (
+from zspace.sampling.gan import load_gan
+from zspace.sampling.inversion import (
     _forward_mode_outputs_and_jacobians,
     _mlp_outputs_and_jacobians,
     invert,
@@ -107,7 +107,7 @@ def test_run_trained_with_inverter_steps_loads_its_inverter(cgan_with_inverter, 
 def untrained_cgan():
     """A freshly initialised conditional generator (its output depends on the noise, unlike a
     collapsed tiny GAN's) with an inverter fitted to its own samples."""
-    from zspace.generation import GANSampler
+    from zspace.sampling.gan import GANSampler
     from zspace.models.gan import CodeScaler
 
     torch.manual_seed(0)

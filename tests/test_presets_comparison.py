@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zspace.errors import ZspaceError
-from zspace.presets_comparison import ComparisonSettings, compare_presets, markdown_table
+from zspace.pipeline.presets_comparison import ComparisonSettings, compare_presets, markdown_table
 
 
 def test_every_preset_gets_every_column(mnist_dir, tmp_path):

@@ -106,7 +106,7 @@ def test_generate_every_digit_gives_one_row_each(client):
 
 
 def _library_overflows_on_large_seeds() -> bool:
-    from zspace.generation import noise_stream
+    from zspace.sampling.gan import noise_stream
 
     try:
         noise_stream(MAX_SEED, 9)
@@ -124,7 +124,7 @@ def test_largest_requests(client):
 
 def test_largest_seed(client):
     if _library_overflows_on_large_seeds():
-        pytest.xfail("zspace.generation.noise_stream overflows for seeds above about 8e17")
+        pytest.xfail("zspace.sampling.gan.noise_stream overflows for seeds above about 8e17")
     assert client.get(f"/api/generate?digit=0&n=2&seed={MAX_SEED}").status_code == 200
     response = client.get(f"/api/interpolate?from_digit=1&seed={MAX_SEED}&to_seed=0")
     assert response.status_code == 200

@@ -1,13 +1,12 @@
 """zspace: learning in the latent space of an autoencoder."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load(run_dir, device="cpu"):
-    """Load a run folder by its kind (autoencoder, latent-gan, pixel-gan, classifier, ...).
-
-    Imported lazily so that `import zspace` stays light; see `zspace.generation.load`.
-    """
-    from zspace.generation import load as load_run
+    """Load a run folder by its kind (autoencoder, latent-gan, pixel-gan, gmm-baseline,
+    classifier); see `zspace.loading.load`."""
+    # Imported here so that `import zspace` and `zspace --help` stay light (no torch).
+    from zspace.loading import load as load_run
 
     return load_run(run_dir, device)

@@ -1,11 +1,16 @@
 """A run is a folder: config.json, weights (safetensors), checkpoint, metrics.jsonl, figures.
 
-This module knows the folder layout; training code and loaders go through it.
+This module is the run contract: `RunDir` knows the folder layout, and `RUN_KINDS` is the one
+table of run kinds, each with the function that loads it (the role `from_pretrained` plays in
+diffusers). Loaders are named as "module:function" text and imported only when a run of that
+kind is loaded, so this table sits at the bottom of the package and every layer can read it
+without importing the layers above. `zspace.loading.load` goes through it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,6 +18,55 @@ import torch
 from zspace import __version__
 from zspace.checkpoint import atomic_write_json, load_module_weights, load_tensors
 from zspace.errors import RunError
+
+AUTOENCODER = "autoencoder"
+LATENT_GAN = "latent-gan"
+PIXEL_GAN = "pixel-gan"
+GMM_BASELINE = "gmm-baseline"
+CLASSIFIER = "classifier"
+STUDY = "study"
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """One row of the run-kinds table.
+
+    `loader` is "module:function", called as function(run_dir, device). `sampler` says whether
+    the loaded object is a Sampler (zspace.sampling.sampler): something `zspace sample`,
+    `zspace evaluate`, `zspace interpolate`, `zspace serve` and the report can draw digits from.
+    """
+
+    name: str
+    loader: str | None
+    sampler: bool
+    description: str
+
+
+RUN_KINDS: dict[str, RunKind] = {
+    kind.name: kind
+    for kind in (
+        RunKind(AUTOENCODER, "zspace.sampling.latent:load_autoencoder", False, "autoencoder"),
+        RunKind(LATENT_GAN, "zspace.sampling.gan:load_gan", True, "GAN over AE codes"),
+        RunKind(PIXEL_GAN, "zspace.sampling.gan:load_gan", True, "GAN over pixels"),
+        RunKind(
+            GMM_BASELINE,
+            "zspace.evaluation.gmm:load_gmm_baseline",
+            True,
+            "class-conditional Gaussian mixture over AE codes",
+        ),
+        RunKind(CLASSIFIER, "zspace.fewshot.classify:load_classifier", False, "digit classifier"),
+        RunKind(STUDY, None, False, "a whole study (zspace run)"),
+    )
+}
+SAMPLER_KINDS = tuple(name for name, kind in RUN_KINDS.items() if kind.sampler)
+
+
+def run_kind(name: object) -> RunKind:
+    """The table's row for a kind; RunError for anything else (including non-strings)."""
+    if not isinstance(name, str) or name not in RUN_KINDS:
+        raise RunError(f"unknown run kind {name!r}; zspace knows {', '.join(RUN_KINDS)}")
+    return RUN_KINDS[name]
+
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"

@@ -13,20 +13,24 @@ from zspace.cli.common import (
     add_training_arguments,
     positive_float,
     positive_int,
-    refuse_changed_settings,
+    with_settings,
 )
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid
-from zspace.latent import encode_images
-from zspace.models.autoencoder import DEFAULT_PRESET, config_for_preset, to_float_images
-from zspace.models.transformer import POSITIONAL_KINDS, is_transformer_preset, transformer_config
-from zspace.runs import RunDir
+from zspace.models.images import to_float_images
+from zspace.models.presets import (
+    DEFAULT_AE_PRESET,
+    ae_config_for_preset,
+    is_transformer_preset,
+    transformer_config,
+)
+from zspace.models.transformer import POSITIONAL_KINDS
+from zspace.runs import AUTOENCODER, RunDir
+from zspace.sampling.latent import encode_images, load_autoencoder
 from zspace.training.autoencoder import (
-    RUN_KIND,
     AETrainingConfig,
-    AutoencoderConfig,
-    load_autoencoder,
+    read_saved_configs,
     train_autoencoder,
 )
 
@@ -35,7 +39,7 @@ def register(subparsers) -> None:
     train = subparsers.add_parser("train-ae", help="train an autoencoder into a run folder")
     add_data_arguments(train)
     add_training_arguments(train)
-    train.add_argument("--preset", default=None, help=f"architecture (default {DEFAULT_PRESET})")
+    train.add_argument("--preset", default=None, help=f"architecture (default {DEFAULT_AE_PRESET})")
     train.add_argument("--latent-dim", type=positive_int, default=None)
     train.add_argument("--batch-size", type=positive_int, default=None)
     train.add_argument("--lr", type=positive_float, default=None)
@@ -66,25 +70,22 @@ def register(subparsers) -> None:
     reconstruct.set_defaults(run=run_reconstruct)
 
 
-def _resume_configs(args) -> tuple[AutoencoderConfig, AETrainingConfig]:
-    """On --resume the saved config wins; an explicitly different flag is a mistake."""
-    saved = RunDir(args.out).read_config(RUN_KIND)
-    model_config = AutoencoderConfig.from_dict(saved["model"])
-    training = AETrainingConfig.from_dict(saved["training"])
-    checks = {
-        "--preset": (args.preset, model_config.preset),
-        "--latent-dim": (args.latent_dim, model_config.latent_dim),
-        "--dataset": (args.dataset, training.dataset),
-        "--limit": (args.limit, training.limit),
-        "--seed": (args.seed, training.seed),
-        "--batch-size": (args.batch_size, training.batch_size),
-        "--lr": (args.lr, training.learning_rate),
-        "--loss": (args.loss, training.loss),
-        "--positional": (args.positional, model_config.extra.get("positional")),
-    }
-    refuse_changed_settings(args.out, checks)
-    if args.epochs is not None:
-        training.epochs = args.epochs  # allow extending a finished run
+def _resume_configs(args):
+    """The run's saved configs with the flags given on top; the library refuses a change."""
+    model_config, training = read_saved_configs(args.out)
+    model_config = with_settings(model_config, preset=args.preset, latent_dim=args.latent_dim)
+    if args.positional is not None:
+        model_config.extra = {**model_config.extra, "positional": args.positional}
+    training = with_settings(
+        training,
+        dataset=args.dataset,
+        limit=args.limit,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        loss=args.loss,
+        epochs=args.epochs,  # may extend a finished run
+    )
     return model_config, training
 
 
@@ -94,9 +95,9 @@ def run_train(args) -> int:
     else:
         if args.resume:
             print(f"zspace train-ae: no run in {args.out} yet, starting a new one")
-        preset, latent_dim = args.preset or DEFAULT_PRESET, args.latent_dim or 64
+        preset, latent_dim = args.preset or DEFAULT_AE_PRESET, args.latent_dim or 64
         if args.positional is None:
-            model_config = config_for_preset(preset, latent_dim)
+            model_config = ae_config_for_preset(preset, latent_dim)
         elif is_transformer_preset(preset):
             model_config = transformer_config(preset, latent_dim, positional=args.positional)
         else:
@@ -134,7 +135,7 @@ def run_train(args) -> int:
 def _dataset_for_run(args, run_dir: str):
     from zspace.data import load_dataset
 
-    saved = RunDir(run_dir).read_config(RUN_KIND)
+    saved = RunDir(run_dir).read_config(AUTOENCODER)
     return load_dataset(args.dataset or saved["training"]["dataset"], data_dir=args.data_dir)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 
 def _int_at_least(minimum: int):
@@ -57,13 +58,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def refuse_changed_settings(out, checks: dict) -> None:
-    """On --resume the saved config wins: a flag given with a different value is a mistake.
-
-    `checks` maps a flag to (value given on the command line or None, value the run holds).
-    """
-    from zspace.errors import ZspaceError
-
-    for flag, (given, stored) in checks.items():
-        if given is not None and given != stored:
-            raise ZspaceError(f"{out} was trained with {flag} {stored}; drop {flag} to resume it")
+def with_settings(config, **settings):
+    """A copy of a config dataclass with the settings that were given (not None) replaced."""
+    return dataclasses.replace(config, **{k: v for k, v in settings.items() if v is not None})

@@ -14,15 +14,21 @@ from zspace.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
-    refuse_changed_settings,
+    with_settings,
 )
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
 from zspace.figures import grid_image
-from zspace.models.autoencoder import to_uint8_images
-from zspace.models.gan import DEFAULT_PRESET, PRESETS, GANConfig, config_for_preset
-from zspace.runs import RunDir
-from zspace.training.gan import SPACES, GANTrainingConfig
+from zspace.models.gan import GANConfig
+from zspace.models.images import to_uint8_images
+from zspace.models.presets import DEFAULT_GAN_PRESET, GAN_PRESETS
+from zspace.runs import AUTOENCODER, RunDir
+from zspace.training.gan import (
+    SPACES,
+    GANTrainingConfig,
+    configs_for_preset,
+    read_saved_configs,
+)
 
 
 def register(subparsers) -> None:
@@ -40,7 +46,9 @@ def register(subparsers) -> None:
     )
     train.add_argument("--conditional", action="store_true", help="condition G and D on digits")
     train.add_argument(
-        "--preset", default=None, help=f"one of {sorted(PRESETS)} (default {DEFAULT_PRESET})"
+        "--preset",
+        default=None,
+        help=f"one of {sorted(GAN_PRESETS)} (default {DEFAULT_GAN_PRESET})",
     )
     train.add_argument("--batch-size", type=positive_int, default=None)
     train.add_argument(
@@ -78,8 +86,10 @@ def register(subparsers) -> None:
     fit.add_argument("--no-progress", action="store_true", help="no progress bar")
     fit.set_defaults(run=run_fit_inverter)
 
-    sample = subparsers.add_parser("sample", help="draw digits from a GAN run (PNG grid or .npz)")
-    sample.add_argument("run_dir", metavar="RUN", help="latent-gan or pixel-gan run folder")
+    sample = subparsers.add_parser(
+        "sample", help="draw digits from a sampler run: GAN or GMM (PNG grid or .npz)"
+    )
+    sample.add_argument("run_dir", metavar="RUN", help="sampler run folder (GAN, GMM baseline)")
     sample.add_argument("--digit", type=int, default=None, help="0-9 (conditional runs only)")
     sample.add_argument("-n", type=int, default=16, help="images (per digit without --digit)")
     sample.add_argument("--seed", type=non_negative_int, default=0)
@@ -109,25 +119,23 @@ def register(subparsers) -> None:
 
 
 def _resume_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
-    """On --resume the saved config wins; an explicitly different flag is a mistake."""
-    from zspace.training.gan import read_saved_configs
-
+    """The run's saved configs with the flags given on top; the library refuses a change."""
     _, model_config, training = read_saved_configs(args.out)
-    checks = {
-        "--preset": (args.preset, model_config.preset),
-        "--space": (args.space, training.space),
-        "--dataset": (args.dataset, training.dataset),
-        "--limit": (args.limit, training.limit),
-        "--seed": (args.seed, training.seed),
-        "--batch-size": (args.batch_size, model_config.batch_size),
-        "--time-budget": (args.time_budget, training.time_budget),
-        "--monitor-samples": (args.monitor_samples, training.monitor_samples),
-        "--inverter-steps": (args.inverter_steps, training.inverter_steps),
-        "--conditional": (args.conditional or None, model_config.conditional),
-    }
-    refuse_changed_settings(args.out, checks)
-    if args.epochs is not None:
-        training.epochs = args.epochs  # allow extending a finished run
+    model_config = with_settings(
+        model_config, preset=args.preset, conditional=args.conditional or None
+    )
+    training = with_settings(
+        training,
+        space=args.space,
+        dataset=args.dataset,
+        limit=args.limit,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        time_budget=args.time_budget,
+        monitor_samples=args.monitor_samples,
+        inverter_steps=args.inverter_steps,
+        epochs=args.epochs,  # may extend a finished run
+    )
     return model_config, training
 
 
@@ -137,61 +145,61 @@ def _new_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
         raise ZspaceError("a latent GAN needs --ae AE_RUN (or use --space pixels)")
     if space == "pixels" and args.ae is not None:
         raise ZspaceError("--ae is for latent GANs; drop it with --space pixels")
-    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
-    if space == "pixels":
-        data_dim = 28 * 28
-        overrides["generator_output"] = "tanh"  # pixels are scaled to [-1, 1]
-    else:
-        data_dim = RunDir(args.ae).read_config("autoencoder")["model"]["latent_dim"]
-    model_config = config_for_preset(
-        args.preset or DEFAULT_PRESET, data_dim, args.conditional, **overrides
+    preset = args.preset or DEFAULT_GAN_PRESET
+    data_dim = (
+        0 if space == "pixels" else RunDir(args.ae).read_config(AUTOENCODER)["model"]["latent_dim"]
     )
     defaults = GANTrainingConfig()
-    training = GANTrainingConfig(
-        space=space,
+    model_config, training = configs_for_preset(
+        preset,
+        space,
+        data_dim,
+        args.conditional,
         dataset=args.dataset or defaults.dataset,
         limit=args.limit,
         # With a time budget the epochs are only a cap.
         epochs=args.epochs or (10_000 if args.time_budget else defaults.epochs),
         seed=defaults.seed if args.seed is None else args.seed,
         time_budget=args.time_budget,
-        monitor_samples=defaults.monitor_samples
-        if args.monitor_samples is None
-        else args.monitor_samples,
-        inverter_steps=defaults.inverter_steps
-        if args.inverter_steps is None
-        else args.inverter_steps,
+    )
+    training = with_settings(
+        training,
+        batch_size=args.batch_size,
+        monitor_samples=args.monitor_samples,
+        inverter_steps=args.inverter_steps,
     )
     return model_config, training
 
 
 def run_train(args) -> int:
-    from zspace.training.gan import load_monitor_classifier, train_gan, training_seconds
+    from zspace.evaluation.monitor import CollapseMonitor
+    from zspace.training.gan import train_gan
+    from zspace.training.loop import training_seconds
 
     if args.resume and RunDir(args.out).exists():
         model_config, training = _resume_configs(args)
-        ae_run = RunDir(args.out).read_config().get("autoencoder", {}).get("source")
-        ae_run = args.ae or ae_run
     else:
         if args.resume:
             print(f"zspace train-gan: no run in {args.out} yet, starting a new one")
         model_config, training = _new_configs(args)
-        ae_run = args.ae
-    classifier = None
+    monitor = None
     if training.monitor_samples:
-        classifier = load_monitor_classifier(args.data_dir, "cpu", not args.no_progress)
-        if classifier is None:
-            print("zspace train-gan: no evaluation classifier available; skipping the class check")
+        monitor = CollapseMonitor.for_dataset(
+            training.monitor_samples,
+            training.seed,
+            data_dir=args.data_dir,
+            progress=not args.no_progress,
+        )
     train_gan(
         args.out,
         model_config,
         training,
-        ae_run=ae_run,
+        ae_run=args.ae,
         data_dir=args.data_dir,
         device=args.device,
         resume=args.resume,
         progress=not args.no_progress,
-        classifier=classifier,
+        monitor=monitor,
     )
     if not finish_process_group():
         return 0  # under torchrun, rank 0 alone reports
@@ -208,14 +216,11 @@ def run_train(args) -> int:
 def run_fit_inverter(args) -> int:
     import time
 
-    from zspace.generation import load_gan
-    from zspace.inversion import invert
-    from zspace.training.inverter import (
-        InverterTrainingConfig,
-        fit_inverter,
-        inverter_training_data,
-        save_inverter,
-    )
+    from zspace.loading import load_sampler
+    from zspace.sampling.inversion import invert
+    from zspace.sampling.sampler import refuse_without_noise
+    from zspace.training.gan import training_data
+    from zspace.training.inverter import InverterTrainingConfig, fit_inverter, save_inverter
 
     defaults = InverterTrainingConfig()
     settings = InverterTrainingConfig(
@@ -224,8 +229,9 @@ def run_fit_inverter(args) -> int:
         seed=args.seed,
     )
     settings.validate()
-    sampler = load_gan(args.run_dir, args.device)
-    data, labels = inverter_training_data(sampler, args.run_dir, args.data_dir)
+    sampler = load_sampler(args.run_dir, args.device, action="have a noise inverter")
+    refuse_without_noise(sampler, "have a noise inverter")
+    data, labels = training_data(sampler, args.run_dir, args.data_dir)
     started = time.perf_counter()
     sampler.inverter = fit_inverter(sampler, data, labels, settings, progress=not args.no_progress)
     seconds = time.perf_counter() - started
@@ -254,10 +260,10 @@ def _output_kind(path: str) -> str:
 
 
 def run_sample(args) -> int:
-    from zspace.generation import load_gan
+    from zspace.loading import load_sampler
 
     suffix = _output_kind(args.out)
-    model = load_gan(args.run_dir, args.device)
+    model = load_sampler(args.run_dir, args.device)
     images, labels = model.sample_with_labels(digit=args.digit, n=args.n, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -279,20 +285,29 @@ def run_sample(args) -> int:
 
 def run_interpolate(args) -> int:
     from zspace.data import load_dataset
-    from zspace.generation import load
-    from zspace.interpolation import choose_pairs, interpolation_paths, summarize_paths
-    from zspace.training.gan import load_monitor_classifier
+    from zspace.evaluation.classifier import load_eval_classifier
+    from zspace.evaluation.sources import run_dataset_name
+    from zspace.loading import load, load_sampler
+    from zspace.sampling.interpolation import choose_pairs, interpolation_paths, summarize_paths
 
     suffix = _output_kind(args.out)
     if args.steps < 2:
         raise ZspaceError(f"--steps must be at least 2, got {args.steps}")
-    saved = RunDir(args.run_dir).read_config(("latent-gan", "pixel-gan", "autoencoder"))
-    model = load(args.run_dir, args.device)
-    dataset = load_dataset(args.dataset or saved["training"]["dataset"], data_dir=args.data_dir)
+    saved = RunDir(args.run_dir).read_config()
+    if saved["kind"] == AUTOENCODER:
+        model = load(args.run_dir, args.device)
+    else:
+        model = load_sampler(args.run_dir, args.device, action="interpolate")
+        if not model.has_noise:
+            print(f"zspace interpolate: a {model.kind} run has no noise space; AE paths only")
+    dataset_name = args.dataset or run_dataset_name(saved)
+    dataset = load_dataset(dataset_name, data_dir=args.data_dir)
     if dataset.test_labels is None:
         raise ZspaceError("interpolation between digits needs a labelled test set")
     pairs = choose_pairs(dataset.test_labels, args.pairs, args.seed, args.pair, args.digits)
-    classifier = None if args.no_classifier else load_monitor_classifier(args.data_dir)
+    classifier = None
+    if not args.no_classifier:
+        classifier = load_eval_classifier(dataset_name, data_dir=args.data_dir, device="cpu")
     paths = interpolation_paths(
         model, dataset.test_images, dataset.test_labels, pairs, args.steps, classifier, args.seed
     )

@@ -29,7 +29,7 @@ from zspace.checkpoint import atomic_write_json, load_module_weights, load_tenso
 from zspace.data import load_dataset
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
-from zspace.models.autoencoder import to_float_images
+from zspace.models.images import to_float_images
 from zspace.training.loop import one_cycle_lr, progress_bar, set_learning_rate, shuffled_batches
 
 # Bump when the architecture or training recipe changes meaning, so old caches are not reused.

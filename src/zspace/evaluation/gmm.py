@@ -10,8 +10,8 @@ baseline for generative models in an autoencoder's latent space: a latent GAN sh
     codes = gmm.sample(torch.tensor([7, 7, 3]), torch.Generator().manual_seed(0))
 
 A fitted baseline lives in a run folder of kind "gmm-baseline" (config.json + gmm.safetensors)
-that `load_gmm_baseline` (and `zspace.load`, where available) turns into a sampler with the
-same interface as a conditional latent GAN.
+that `load_gmm_baseline` (and `zspace.load`) turns into a Sampler, like a conditional latent
+GAN.
 """
 
 from __future__ import annotations
@@ -25,14 +25,19 @@ from zspace.checkpoint import load_tensors, save_tensors
 from zspace.data import load_dataset
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
-from zspace.latent import decode_codes, encode_images
-from zspace.models.autoencoder import Autoencoder, AutoencoderConfig
-from zspace.runs import RunDir, load_weights_into
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.encoders import AutoencoderConfig
+from zspace.runs import AUTOENCODER, GMM_BASELINE, RunDir, load_weights_into
+from zspace.sampling.latent import decode_codes, encode_images, load_autoencoder
+from zspace.sampling.sampler import (
+    check_sample_request,
+    labels_for,
+    noise_stream,
+    requested_digits,
+)
 
-RUN_KIND = "gmm-baseline"
 WEIGHTS_FILE = "gmm.safetensors"
 AUTOENCODER_FILE = "autoencoder.safetensors"
-MAX_SAMPLES_PER_CALL = 1024  # the same cap as GAN sampling
 
 
 def kmeans_plus_plus(points: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -225,20 +230,14 @@ class ClassConditionalGMM:
         return cls(tensors["weights"], tensors["means"], tensors["covariances"])
 
 
-def check_sample_request(digit: int | None, n: int, num_classes: int = 10) -> None:
-    """The same limits as GAN sampling: one clear line for each mistake."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > MAX_SAMPLES_PER_CALL:
-        raise ZspaceError(f"n must be a whole number in 1..{MAX_SAMPLES_PER_CALL}, got {n!r}")
-    if digit is not None and (
-        isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < num_classes
-    ):
-        raise ZspaceError(f"digit must be in 0..{num_classes - 1}, got {digit!r}")
-
-
 class GMMBaseline:
-    """A fitted mixture plus its autoencoder's decoder: samples digits like a conditional GAN."""
+    """A fitted mixture plus its autoencoder's decoder: a Sampler, like a conditional GAN.
 
+    It has no noise space: noise interpolation and restyles do not apply to it."""
+
+    kind = GMM_BASELINE
     conditional = True
+    has_noise = False
 
     def __init__(self, gmm: ClassConditionalGMM, autoencoder, run_dir: str | Path | None = None):
         self.gmm = gmm
@@ -248,26 +247,26 @@ class GMMBaseline:
     def __repr__(self) -> str:
         return f"GMMBaseline(components={self.gmm.components}, run_dir={self.run_dir})"
 
-    def sample_codes(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """One code per label, (N, latent_dim); the same (labels, seed), the same codes."""
-        return self.gmm.sample(labels, torch.Generator().manual_seed(seed))
-
-    def sample_with_labels(self, digit: int | None = None, n: int = 4, seed: int = 0):
-        """n images of `digit`, or n of each digit when digit is None -> (images float
-        (M, 1, 28, 28) in [0, 1] on CPU, labels int64 (M,)).
+    def sample_codes(self, digit: int | None = None, n: int = 4, seed: int = 0):
+        """(codes (M, latent_dim), labels int64 (M,)): n codes of `digit`, or n of each digit.
 
         Each digit draws from its own stream seeded by (seed, digit), as GAN sampling does, so
         row d of `sample(n=16, seed=3)` equals `sample(digit=d, n=16, seed=3)`.
         """
-        check_sample_request(digit, n, self.gmm.num_classes)
-        digits = list(range(self.gmm.num_classes)) if digit is None else [digit]
+        check_sample_request(digit, n, True, self.gmm.num_classes)
+        digits = requested_digits(digit, conditional=True)
         codes = torch.cat(
             [
-                self.sample_codes(torch.full((n,), d, dtype=torch.long), seed * 11 + d + 1)
+                self.gmm.sample(torch.full((n,), d, dtype=torch.long), noise_stream(seed, d))
                 for d in digits
             ]
         )
-        labels = torch.tensor(digits, dtype=torch.long).repeat_interleave(n)
+        return codes, labels_for(digits, n)
+
+    def sample_with_labels(self, digit: int | None = None, n: int = 4, seed: int = 0):
+        """(images float (M, 1, 28, 28) in [0, 1] on CPU, labels int64 (M,)); see
+        `sample_codes`."""
+        codes, labels = self.sample_codes(digit, n, seed)
         return decode_codes(self.autoencoder, codes), labels
 
     def sample(self, digit: int | None = None, n: int = 4, seed: int = 0) -> torch.Tensor:
@@ -285,13 +284,10 @@ def fit_gmm_baseline(
     limit: int | None = None,
 ) -> GMMBaseline:
     """Encode the AE run's training images, fit the mixture per digit, save a gmm-baseline run."""
-    from zspace.training.autoencoder import RUN_KIND as AE_KIND
-    from zspace.training.autoencoder import load_autoencoder
-
     run = RunDir(out)
     if run.exists():
         raise ZspaceError(f"{run.path} already holds a run; choose another --out")
-    ae_config = RunDir(ae_run).read_config(AE_KIND)
+    ae_config = RunDir(ae_run).read_config(AUTOENCODER)
     autoencoder = load_autoencoder(ae_run, device)
     dataset_name = ae_config["training"]["dataset"]
     dataset = load_dataset(dataset_name, data_dir=data_dir, limit=limit)
@@ -304,7 +300,7 @@ def fit_gmm_baseline(
     save_tensors(run.file(AUTOENCODER_FILE), autoencoder.state_dict())
     gmm.save(run.file(WEIGHTS_FILE))
     run.write_config(
-        RUN_KIND,
+        GMM_BASELINE,
         {
             "autoencoder": {"run": str(Path(ae_run).resolve()), "model": ae_config["model"]},
             "dataset": dataset_name,
@@ -323,7 +319,7 @@ def fit_gmm_baseline(
 def load_gmm_baseline(run_dir: str | Path, device: str | torch.device = "cpu") -> GMMBaseline:
     """Rebuild a GMMBaseline from its run folder (mixture + its copy of the autoencoder)."""
     run = RunDir(run_dir)
-    config = run.read_config(RUN_KIND)
+    config = run.read_config(GMM_BASELINE)
     gmm = ClassConditionalGMM.load(run.file(WEIGHTS_FILE))
     try:
         ae_config = AutoencoderConfig.from_dict(config["autoencoder"]["model"])

@@ -2,7 +2,7 @@
 
 - `.npz` with `images` uint8 (N, 28, 28) and optional `labels` (the requested digits).
 - An autoencoder run: its reconstructions of the test set (the decoder's ceiling).
-- A GAN run (latent or pixel) or a gmm-baseline run: `per_digit` samples of each digit
+- Any sampler run (latent or pixel GAN, gmm-baseline, ...): `per_digit` samples of each digit
   (conditional) or `10 * per_digit` samples (unconditional), drawn through the run's sampler.
 
 Generated images are rounded to uint8 before they are judged, so evaluating a run and
@@ -21,13 +21,13 @@ from zspace.data import load_dataset
 from zspace.errors import ZspaceError
 from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.metrics import evaluate_images, reference_stats
-from zspace.latent import decode_codes, encode_images
-from zspace.models.autoencoder import to_uint8_images
-from zspace.runs import RunDir
+from zspace.loading import load_sampler
+from zspace.models.images import to_uint8_images
+from zspace.runs import AUTOENCODER, RunDir
+from zspace.sampling.latent import decode_codes, encode_images, load_autoencoder
+from zspace.sampling.sampler import NUM_DIGITS
 
-NUM_DIGITS = 10
 SAMPLES_PER_CALL = 1000  # below the samplers' per-call cap of 1024
-GMM_KIND = "gmm-baseline"
 
 
 def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -60,21 +60,6 @@ def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | Non
             raise ZspaceError(f"{path}: 'labels' must lie in 0..{NUM_DIGITS - 1}")
         labels = torch.from_numpy(labels.astype(np.int64))
     return torch.from_numpy(np.ascontiguousarray(images)), labels
-
-
-def load_sampler(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """A run's sampler: gmm-baseline runs here, everything else through `zspace.load`."""
-    kind = RunDir(run_dir).read_config()["kind"]
-    if kind == GMM_KIND:
-        from zspace.evaluation.gmm import load_gmm_baseline
-
-        return load_gmm_baseline(run_dir, device)
-    import zspace
-
-    loader = getattr(zspace, "load", None)
-    if loader is None:
-        from zspace.generation import load as loader
-    return loader(run_dir, device)
 
 
 def draw_samples(sampler, per_digit: int, seed: int = 0):
@@ -170,16 +155,12 @@ def evaluate_source(
         config = RunDir(source).read_config()
         kind = config["kind"]
         dataset = dataset or run_dataset_name(config)
-        if kind == "autoencoder":
-            from zspace.training.autoencoder import load_autoencoder
-
+        if kind == AUTOENCODER:
             autoencoder = load_autoencoder(source, device)
         else:
-            sampler = load_sampler(source, device)
-            autoencoder = getattr(sampler, "autoencoder", None)
+            sampler = load_sampler(source, device, action="be evaluated")
+            autoencoder = sampler.autoencoder
     if ae_run is not None:
-        from zspace.training.autoencoder import load_autoencoder
-
         autoencoder = load_autoencoder(ae_run, device)
 
     data = load_dataset(dataset, data_dir=data_dir)
@@ -195,14 +176,14 @@ def evaluate_source(
         )
     reference = reference_stats(data.test_images, classifier)
 
-    if kind == "autoencoder":
+    if kind == AUTOENCODER:
         images, labels = reconstruct_test_set(autoencoder, data.test_images), data.test_labels
     elif sampler is not None:
         images, labels = draw_samples(sampler, per_digit, seed)
     samples = evaluate_images(images, classifier, requested_labels=labels, reference=reference)
     ceiling_report = None
     if ceiling and autoencoder is not None:
-        if kind == "autoencoder":
+        if kind == AUTOENCODER:
             ceiling_report = samples
         else:
             reconstructions = reconstruct_test_set(autoencoder, data.test_images)
@@ -233,9 +214,9 @@ def _cell(value) -> str:
 def format_report(result: dict) -> str:
     """A readable table: one row per metric, a column for the samples and one for the ceiling."""
     columns = [("samples", result["samples"])]
-    if result.get("ceiling") is not None and result["kind"] != "autoencoder":
+    if result.get("ceiling") is not None and result["kind"] != AUTOENCODER:
         columns.append(("AE ceiling", result["ceiling"]))
-    if result["kind"] == "autoencoder":
+    if result["kind"] == AUTOENCODER:
         columns = [("test reconstructions", result["samples"])]
     rows = [
         ("images", "count"),

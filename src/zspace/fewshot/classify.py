@@ -21,10 +21,9 @@ from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig
 from zspace.fewshot.deskew import deskew
-from zspace.models.autoencoder import to_float_images
-from zspace.runs import RunDir, load_weights_into
+from zspace.models.images import to_float_images
+from zspace.runs import CLASSIFIER, RunDir, load_weights_into
 
-RUN_KIND = "classifier"
 WEIGHTS_FILE = "model.safetensors"
 BOX = 20  # MNIST fits each digit into a 20x20 box ...
 SIZE = 28  # ... and centres it by its centre of mass in a 28x28 field.
@@ -59,7 +58,7 @@ class SavedClassifier:
 def save_classifier(out: str | Path, model: DigitCNN, training: dict) -> RunDir:
     """Write a classifier run folder (config.json + model.safetensors)."""
     run = RunDir(out)
-    run.write_config(RUN_KIND, {"model": model.config.to_dict(), "training": training})
+    run.write_config(CLASSIFIER, {"model": model.config.to_dict(), "training": training})
     save_tensors(run.file(WEIGHTS_FILE), model.state_dict())
     return run
 
@@ -67,7 +66,7 @@ def save_classifier(out: str | Path, model: DigitCNN, training: dict) -> RunDir:
 def load_classifier(run_dir: str | Path, device: str | torch.device = "cpu") -> SavedClassifier:
     """Rebuild a saved classifier from its run folder."""
     run = RunDir(run_dir)
-    config = run.read_config(RUN_KIND)
+    config = run.read_config(CLASSIFIER)
     torch_device = resolve_device(device) if isinstance(device, str) else device
     model = DigitCNN(DigitCNNConfig.from_dict(config["model"])).to(torch_device)
     load_weights_into(model, run, WEIGHTS_FILE, torch_device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zspace.models.autoencoder import to_float_images
+from zspace.models.images import to_float_images
 
 
 def deskew(images: torch.Tensor, batch_size: int = 10_000) -> torch.Tensor:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from zspace.latent import encode_images
 from zspace.models.autoencoder import Autoencoder
+from zspace.sampling.latent import encode_images
 
 # Border pixels are (almost) constant in the training set; a floor on the std keeps a stray
 # test pixel there from becoming a huge input.

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from zspace.fewshot.batched import HeadModule, HeadTraining, initial_head_weights
 from zspace.fewshot.heads import HeadSpec
-from zspace.models.autoencoder import to_float_images
+from zspace.models.images import to_float_images
 
 
 @dataclass

@@ -23,9 +23,8 @@ from zspace.fewshot.finetune import FinetuneTraining, finetune_accuracies
 from zspace.fewshot.heads import DEFAULT_HEADS, HeadSpec, parse_heads
 from zspace.fewshot.report import write_outputs
 from zspace.fewshot.stats import mean_ci95
-from zspace.runs import RunDir
-from zspace.training.autoencoder import RUN_KIND as AE_KIND
-from zspace.training.autoencoder import load_autoencoder
+from zspace.runs import AUTOENCODER, RunDir
+from zspace.sampling.latent import load_autoencoder
 
 PIXELS = "pixels+mlp"
 ENCODER = "encoder+mlp"
@@ -83,7 +82,7 @@ def _head_seeds(seed: int, head_index: int, draws: int) -> list[int]:
 def load_context(config: StudyConfig, progress: bool = False) -> StudyContext:
     """Load the data and the frozen autoencoder the study runs on."""
     device = resolve_device(config.device)
-    saved = RunDir(config.ae_run).read_config(AE_KIND)
+    saved = RunDir(config.ae_run).read_config(AUTOENCODER)
     dataset_name = config.dataset or saved["training"]["dataset"]
     dataset = load_dataset(dataset_name, data_dir=config.data_dir, limit=config.train_limit)
     if dataset.train_labels is None or dataset.test_labels is None:

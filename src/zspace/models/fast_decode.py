@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zspace.models.autoencoder import Autoencoder, ConvDecoder
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.encoders import ConvDecoder
 
 # For output phase a (row parity), which 3x3 kernel row u takes which 4x4 kernel row kh.
 _PHASE_TAPS = {0: {0: 3, 1: 1}, 1: {1: 2, 2: 0}}

@@ -3,7 +3,7 @@
 Finding a GAN's noise for a given code by gradient descent alone takes hundreds of steps from
 several random starts. A small MLP trained once per run ("amortised" inversion, as the
 encoders of Zhu et al. 2016 and Donahue et al. 2017's BiGAN) gives a start close enough that a
-few Levenberg-Marquardt steps (zspace.inversion) finish the job: on the default conditional
+few Levenberg-Marquardt steps (zspace.sampling.inversion) finish the job: on the default conditional
 run, about 5 ms per digit on one core instead of 46 ms, and a closer match.
 """
 

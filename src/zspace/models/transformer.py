@@ -11,7 +11,7 @@ what position information buys.
 
 All options live in `AutoencoderConfig.extra` (see `TransformerOptions`), so a run folder's
 config.json is enough to rebuild the model. The default decoder is the convolutional one from
-`zspace.models.autoencoder`, so that preset comparisons differ in the encoder only; a mirrored
+`zspace.models.encoders`, so that preset comparisons differ in the encoder only; a mirrored
 transformer decoder is available as `decoder: "transformer"`. Measured on MNIST with one CPU
 thread, the mirrored decoder reached a slightly lower loss after the same number of steps but
 took about 1.9x as long per step, and at equal wall-clock time it was no better.
@@ -26,13 +26,8 @@ import torch
 from torch import nn
 
 from zspace.errors import ZspaceError
-from zspace.models.autoencoder import (
-    IMAGE_SIZE,
-    AutoencoderConfig,
-    ConvDecoder,
-    config_for_preset,
-    register_preset,
-)
+from zspace.models.encoders import AutoencoderConfig, ConvDecoder
+from zspace.models.images import IMAGE_SIZE
 
 POSITIONAL_KINDS = ("sinusoidal", "learned", "none")
 POOLING_KINDS = ("mean", "cls")
@@ -230,39 +225,3 @@ def build_decoder(config: AutoencoderConfig) -> nn.Module:
     if TransformerOptions.from_extra(config.extra).decoder == "transformer":
         return TransformerDecoder(config)
     return ConvDecoder(config)
-
-
-TRANSFORMER_PRESETS = {
-    "transformer": {},
-    "transformer-nopos": {"positional": "none"},
-    "transformer-learned": {"positional": "learned"},
-    "transformer-patch7": {"patch": 7},
-}
-
-
-def is_transformer_preset(name: str) -> bool:
-    return name in TRANSFORMER_PRESETS
-
-
-def transformer_config(
-    preset: str = "transformer", latent_dim: int = 64, **options
-) -> AutoencoderConfig:
-    """Config of a transformer preset with some options changed, e.g.
-    `transformer_config(positional="none", depth=3)`; ZspaceError on a bad option."""
-    if preset not in TRANSFORMER_PRESETS:
-        raise ZspaceError(
-            f"{preset!r} is not a transformer preset; choose from {sorted(TRANSFORMER_PRESETS)}"
-        )
-    base = config_for_preset(preset, latent_dim)
-    merged = TransformerOptions.from_extra({**base.extra, **options})
-    base.extra = merged.to_extra()  # a fresh dict: the registered preset stays untouched
-    return base
-
-
-for _name, _changes in TRANSFORMER_PRESETS.items():
-    register_preset(
-        _name,
-        TransformerEncoder,
-        build_decoder,
-        {"channels": [24, 48], "extra": TransformerOptions(**_changes).to_extra()},
-    )

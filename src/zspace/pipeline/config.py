@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zspace.errors import ZspaceError
-from zspace.presets_comparison import DEFAULT_PRESETS
+from zspace.pipeline.presets_comparison import DEFAULT_PRESETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,7 +85,7 @@ class GANSettings:
     reference_epochs: int | None = 10
     batch_size: int | None = None  # None: each preset's own batch size
     # Noise-inverter steps for the default conditional GAN, the run to serve (fast restyles;
-    # zspace.inversion); 0: none. The other GANs get none (their interpolations are few).
+    # zspace.sampling.inversion); 0: none. The other GANs get none (their interpolations are few).
     inverter_steps: int = 500
 
 
@@ -228,7 +228,7 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError(f"presets.limit must be at least 1, got {config.presets.limit}")
     if config.presets.draws < 0:
         raise ZspaceError(f"presets.draws must be at least 0, got {config.presets.draws}")
-    from zspace.models.autoencoder import preset_names
+    from zspace.models.presets import preset_names
 
     known_presets = preset_names()
     for name in [config.autoencoder.preset, *config.presets.names]:

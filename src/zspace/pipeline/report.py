@@ -76,7 +76,7 @@ def _presets_section(doc: Document, summary: dict) -> None:
         f"`{summary['head']}` on {summary['labels']} labels, mean ± 95% CI half-width over "
         f"{summary['draws']} draws."
     )
-    from zspace.presets_comparison import table_rows
+    from zspace.pipeline.presets_comparison import table_rows
 
     doc.table(*table_rows(summary["rows"]))
     rows = {row["preset"]: row for row in summary["rows"]}

@@ -11,9 +11,7 @@ from zspace.pipeline.config import StudyConfig, config_to_toml
 from zspace.pipeline.report import write_report
 from zspace.pipeline.stages import StageContext, run_stages
 from zspace.pipeline.study import study_stages
-from zspace.runs import RunDir
-
-RUN_KIND = "study"
+from zspace.runs import STUDY, RunDir
 
 
 def run_study(
@@ -27,9 +25,9 @@ def run_study(
 ) -> Path:
     """Run (or finish) the study in `out`; returns the path of report.md."""
     run = RunDir(out)
-    if run.exists() and run.read_config()["kind"] != RUN_KIND:
+    if run.exists() and run.read_config()["kind"] != STUDY:
         raise ZspaceError(f"{run.path} holds a {run.read_config()['kind']} run, not a study")
-    run.write_config(RUN_KIND, {"study": config.to_dict()})
+    run.write_config(STUDY, {"study": config.to_dict()})
     config_text = config_to_toml(config)
     atomic_write_text(run.file("config.toml"), config_text)
     context = StageContext(
@@ -68,7 +66,7 @@ def list_runs(root: str | Path) -> list[dict]:
 
 
 def _key_figures(run: RunDir, config: dict) -> dict:
-    if config["kind"] == RUN_KIND:
+    if config["kind"] == STUDY:
         figures = {}
         stages = run.path / "stages"
         for name, key in (("autoencoder", "test_mse"), ("fewshot", "best")):

@@ -14,11 +14,11 @@ import torch
 
 from zspace.data import load_dataset
 from zspace.figures import grid_image, save_grid, save_scatter_by_class
-from zspace.latent import encode_images, principal_components
-from zspace.models.autoencoder import config_for_preset as ae_preset
-from zspace.models.autoencoder import to_uint8_images
+from zspace.models.images import to_uint8_images
+from zspace.models.presets import ae_config_for_preset as ae_preset
 from zspace.pipeline.stages import Stage, StageContext
 from zspace.runs import RunDir
+from zspace.sampling.latent import encode_images, principal_components
 
 AE_STAGE = "autoencoder"
 TRAIN_RECONSTRUCTIONS = "training reconstructions (perfect code sampler)"
@@ -159,7 +159,7 @@ def fewshot_stage(context: StageContext) -> dict:
 
 def presets_stage(context: StageContext) -> dict:
     """Autoencoder presets side by side under one budget (with and without positions)."""
-    from zspace.presets_comparison import ComparisonSettings, compare_presets
+    from zspace.pipeline.presets_comparison import ComparisonSettings, compare_presets
 
     settings, config = context.config.presets, context.config
     comparison = ComparisonSettings(
@@ -198,7 +198,7 @@ def _smaller(a: int | None, b: int | None) -> int | None:
 
 
 def latent_map_stage(context: StageContext) -> dict:
-    from zspace.training.autoencoder import load_autoencoder
+    from zspace.sampling.latent import load_autoencoder
 
     autoencoder = load_autoencoder(context.stage_dir(AE_STAGE), context.device)
     dataset = _dataset(context)
@@ -214,26 +214,28 @@ def latent_map_stage(context: StageContext) -> dict:
 
 
 def _gan_preset_name(name: str) -> str:
-    from zspace.models.gan import DEFAULT_PRESET
+    from zspace.models.presets import DEFAULT_GAN_PRESET
 
-    return DEFAULT_PRESET if name == "default" else name
+    return DEFAULT_GAN_PRESET if name == "default" else name
 
 
 def gan_stage(preset: str, conditional: bool):
     """A stage that trains a latent GAN (conditional or not) on the AE's codes."""
 
     def run(context: StageContext) -> dict:
+        from zspace.evaluation.monitor import CollapseMonitor
         from zspace.models.gan import config_for_preset
-        from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds
+        from zspace.training.gan import GANTrainingConfig, train_gan
+        from zspace.training.loop import training_seconds
 
         out = context.stage_dir(gan_stage_name(preset, conditional))
         latent_dim = context.config.autoencoder.latent_dim
         sampler = train_gan(
             out,
-            config_for_preset(
-                _gan_preset_name(preset), latent_dim, conditional, **_batch_override(context)
-            ),
-            GANTrainingConfig(
+            config_for_preset(_gan_preset_name(preset), latent_dim, conditional),
+            GANTrainingConfig.for_preset(
+                _gan_preset_name(preset),
+                **_batch_override(context),
                 space="latent",
                 dataset=context.config.data.dataset,
                 limit=context.config.data.limit,
@@ -248,7 +250,7 @@ def gan_stage(preset: str, conditional: bool):
             device=context.device,
             resume=RunDir(out).exists(),
             progress=context.progress,
-            classifier=_classifier(context),
+            monitor=CollapseMonitor(_classifier(context), seed=context.config.seed),
         )
         metrics = RunDir(out).read_metrics()
         figures = {"loss_curve": _relative(context, _gan_loss_curve(out, metrics))}
@@ -327,8 +329,10 @@ def gmm_stage(context: StageContext) -> dict:
 def pixel_gan_stage(context: StageContext) -> dict:
     """The pixel-space conditional GAN, given the same wall clock as the best latent cGAN
     (times `pixel_gan_budget_factor`)."""
+    from zspace.evaluation.monitor import CollapseMonitor
     from zspace.models.gan import config_for_preset
-    from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds
+    from zspace.training.gan import GANTrainingConfig, train_gan
+    from zspace.training.loop import training_seconds
 
     latent_run = context.stage_dir(gan_stage_name("default", True))
     budget = training_seconds(latent_run) * context.config.evaluation.pixel_gan_budget_factor
@@ -340,9 +344,10 @@ def pixel_gan_stage(context: StageContext) -> dict:
             28 * 28,
             True,
             generator_output="tanh",  # pixels are scaled to [-1, 1]
-            **_batch_override(context),
         ),
-        GANTrainingConfig(
+        GANTrainingConfig.for_preset(
+            _gan_preset_name("default"),
+            **_batch_override(context),
             space="pixels",
             dataset=context.config.data.dataset,
             limit=context.config.data.limit,
@@ -355,14 +360,14 @@ def pixel_gan_stage(context: StageContext) -> dict:
         device=context.device,
         resume=RunDir(out).exists(),
         progress=context.progress,
-        classifier=_classifier(context),
+        monitor=CollapseMonitor(_classifier(context), seed=context.config.seed),
     )
     return {"time_budget": round(budget, 1), "training_seconds": round(training_seconds(out), 1)}
 
 
 def interpolation_stage(context: StageContext) -> dict:
-    from zspace.generation import load
-    from zspace.interpolation import choose_pairs, interpolation_paths, summarize_paths
+    from zspace.loading import load
+    from zspace.sampling.interpolation import choose_pairs, interpolation_paths, summarize_paths
 
     settings = context.config.interpolation
     dataset = _dataset(context)
@@ -402,11 +407,11 @@ def evaluation_stage(context: StageContext) -> dict:
     from zspace.evaluation.metrics import evaluate_images, reference_stats
     from zspace.evaluation.sources import (
         draw_samples,
-        load_sampler,
         reconstruct_test_set,
         reconstruct_training_sample,
     )
-    from zspace.training.autoencoder import load_autoencoder
+    from zspace.loading import load_sampler
+    from zspace.sampling.latent import load_autoencoder
 
     classifier = _classifier(context)
     dataset = _dataset(context)

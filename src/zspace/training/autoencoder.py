@@ -18,12 +18,15 @@ from zspace.distributed import (
     shard_of_batch,
     wrap_for_training,
 )
-from zspace.errors import ZspaceError
+from zspace.errors import RunError, ZspaceError
 from zspace.figures import save_grid, save_line_plot
-from zspace.models.autoencoder import Autoencoder, AutoencoderConfig, to_float_images
-from zspace.runs import RunDir
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.encoders import AutoencoderConfig
+from zspace.models.images import to_float_images
+from zspace.runs import AUTOENCODER, RunDir
 from zspace.training.loop import (
     TrainingParts,
+    check_resume_settings,
     one_cycle_lr,
     progress_bar,
     run_epochs,
@@ -31,8 +34,19 @@ from zspace.training.loop import (
     shuffled_batches,
 )
 
-RUN_KIND = "autoencoder"
 LOSSES = ("bce", "mse")
+# The command-line flag of each setting that has one, for resume messages.
+RESUME_FLAGS = {
+    "model.preset": "--preset",
+    "model.latent_dim": "--latent-dim",
+    "model.extra.positional": "--positional",
+    "training.dataset": "--dataset",
+    "training.limit": "--limit",
+    "training.seed": "--seed",
+    "training.batch_size": "--batch-size",
+    "training.learning_rate": "--lr",
+    "training.loss": "--loss",
+}
 
 
 @dataclass
@@ -61,6 +75,37 @@ class AETrainingConfig:
     def from_dict(cls, data: dict) -> AETrainingConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def read_saved_configs(run_dir: str | Path) -> tuple[AutoencoderConfig, AETrainingConfig]:
+    """(architecture, training) of an autoencoder run."""
+    saved = RunDir(run_dir).read_config(AUTOENCODER)
+    try:
+        return (
+            AutoencoderConfig.from_dict(saved["model"]),
+            AETrainingConfig.from_dict(saved["training"]),
+        )
+    except (KeyError, TypeError):
+        raise RunError(f"{RunDir(run_dir).config_path} has no valid autoencoder config") from None
+
+
+def _resolve_resume(
+    run: RunDir, model: AutoencoderConfig | None, training: AETrainingConfig | None
+) -> tuple[AutoencoderConfig, AETrainingConfig]:
+    """The saved configs, refusing a given setting that differs (epochs may change)."""
+    saved_model, saved_training = read_saved_configs(run.path)
+    if training is not None:
+        saved_training.epochs = training.epochs
+    check_resume_settings(
+        run.path,
+        {"model": saved_model.to_dict(), "training": asdict(saved_training)},
+        {
+            "model": None if model is None else model.to_dict(),
+            "training": None if training is None else asdict(training),
+        },
+        RESUME_FLAGS,
+    )
+    return saved_model, saved_training
 
 
 def reconstruction_loss(reconstructions, images, loss: str) -> torch.Tensor:
@@ -92,20 +137,28 @@ def train_autoencoder(
     resume: bool = False,
     progress: bool = True,
 ) -> Autoencoder:
-    """Train (or resume) an autoencoder run in folder `out`; returns the trained model."""
+    """Train (or resume) an autoencoder run in folder `out`; returns the trained model.
+
+    On resume the run's saved configs are used; a given config that differs from them in
+    anything but the number of epochs is refused in one line.
+    """
+    run = RunDir(out)
+    if run.exists() and not resume:
+        raise ZspaceError(f"{run.path} already holds a run; pass --resume or choose another --out")
+    if resume and run.exists():
+        model_config, training = _resolve_resume(run, model_config, training)
     model_config = model_config or AutoencoderConfig()
     training = training or AETrainingConfig()
     training.validate()
-    run = RunDir(out)
     torch_device = resolve_device(device)
     context = init_distributed(torch_device)  # no-op unless launched by torchrun
     torch_device = local_device(torch_device, context)
-    if run.exists() and not resume:
-        raise ZspaceError(f"{run.path} already holds a run; pass --resume or choose another --out")
     dataset = load_dataset(training.dataset, data_dir=data_dir, limit=training.limit)
     barrier(context)  # every rank has checked the folder before rank 0 writes into it
     if context.is_main:
-        run.write_config(RUN_KIND, {"model": model_config.to_dict(), "training": asdict(training)})
+        run.write_config(
+            AUTOENCODER, {"model": model_config.to_dict(), "training": asdict(training)}
+        )
 
     torch.manual_seed(training.seed)  # same initial weights on every rank
     model = Autoencoder(model_config).to(torch_device)
@@ -189,17 +242,3 @@ def write_autoencoder_figures(run: RunDir, model: Autoencoder, test_images, metr
         title="autoencoder training",
         logy=True,
     )
-
-
-def load_autoencoder(run_dir: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
-    """Rebuild an autoencoder from its run folder (config.json + model.safetensors)."""
-    from zspace.runs import load_weights_into
-
-    run = RunDir(run_dir)
-    config = run.read_config(RUN_KIND)
-    model_config = AutoencoderConfig.from_dict(config["model"])
-    torch_device = resolve_device(device) if isinstance(device, str) else device
-    model = Autoencoder(model_config).to(torch_device)
-    load_weights_into(model, run, "model.safetensors", torch_device)
-    model.eval()
-    return model

@@ -2,7 +2,7 @@
 
 Each step trains on two batches: the generator's own samples (noise drawn, labels uniform) and,
 when given, the run's training data (AE codes of training images). Both use the loss the
-inversion itself minimises (see zspace.inversion): the squared error between the generator's
+inversion itself minimises (see zspace.sampling.inversion): the squared error between the generator's
 output at the inverter's guess and the target, plus the pull towards the typical noise norm.
 Only the error is used, never a regression onto the drawn noise: a generator maps many noises
 to nearly the same code, and regressing onto them pulls every guess towards the mean noise
@@ -20,14 +20,12 @@ from pathlib import Path
 
 import torch
 
-from zspace.checkpoint import load_module_weights, load_tensors, save_tensors
-from zspace.errors import RunError, ZspaceError
-from zspace.inversion import NORM_WEIGHT
+from zspace.checkpoint import save_tensors
+from zspace.errors import ZspaceError
 from zspace.models.inverter import InverterConfig, NoiseInverter
 from zspace.runs import RunDir
+from zspace.sampling.inversion import INVERTER_FILE, NORM_WEIGHT, inversion_objective
 from zspace.training.loop import one_cycle_lr, progress_bar, set_learning_rate
-
-INVERTER_FILE = "inverter.safetensors"
 
 
 @dataclass
@@ -48,10 +46,9 @@ class InverterTrainingConfig:
             raise ZspaceError(f"inverter learning rate must be positive, got {self.learning_rate}")
 
 
-def _inversion_loss(generator, inverter, targets, labels, typical_norm: float) -> torch.Tensor:
+def _inversion_loss(generator, inverter, targets, labels) -> torch.Tensor:
     guess = inverter(targets, labels)
-    error = (generator(guess, labels) - targets).pow(2).mean(1)
-    prior = (guess.norm(dim=1) - typical_norm).pow(2)
+    error, prior = inversion_objective(generator(guess, labels), targets, guess)
     return (error + NORM_WEIGHT * prior).mean()
 
 
@@ -82,7 +79,6 @@ def fit_inverter(
     optimizer = torch.optim.Adam(inverter.parameters(), lr=config.learning_rate)
     standardised = None if data is None else scaler(data.to(device)).detach()
     real_labels = None if data_labels is None or not gan.conditional else data_labels.to(device)
-    typical_norm = gan.noise_dim**0.5
     batch = config.batch_size
     generator.eval()
     generator.requires_grad_(False)
@@ -95,13 +91,11 @@ def fit_inverter(
                 labels = torch.randint(0, gan.num_classes, (batch,), generator=random).to(device)
             with torch.no_grad():
                 samples = generator(noise, labels)
-            loss = _inversion_loss(generator, inverter, samples, labels, typical_norm)
+            loss = _inversion_loss(generator, inverter, samples, labels)
             if standardised is not None:
                 rows = torch.randint(0, len(standardised), (batch,), generator=random).to(device)
                 row_labels = None if real_labels is None else real_labels[rows]
-                loss = loss + _inversion_loss(
-                    generator, inverter, standardised[rows], row_labels, typical_norm
-                )
+                loss = loss + _inversion_loss(generator, inverter, standardised[rows], row_labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -123,35 +117,5 @@ def save_inverter(
     return path
 
 
-def load_inverter(run_dir: str | Path, gan, device="cpu") -> NoiseInverter | None:
-    """The run's inverter, or None if it has none; RunError if it does not fit the GAN."""
-    path = RunDir(run_dir).file(INVERTER_FILE)
-    if not path.is_file():
-        return None
-    tensors, metadata = load_tensors(path, device)
-    try:
-        config = InverterConfig.from_dict(json.loads(metadata["inverter"]))
-    except (KeyError, json.JSONDecodeError) as error:
-        raise RunError(f"{path} does not describe its inverter") from error
-    expected = (gan.data_dim, gan.noise_dim, gan.num_classes if gan.conditional else 0)
-    if (config.data_dim, config.noise_dim, config.num_classes) != expected:
-        raise RunError(f"{path} was fitted to a different GAN (refit: zspace gan fit-inverter)")
-    inverter = NoiseInverter(config)
-    load_module_weights(inverter, tensors, str(path))
-    return inverter.to(device).eval()
-
-
-def inverter_training_data(sampler, run_dir: str | Path, data_dir=None):
-    """(data in data space, labels) the GAN run was trained on: AE codes of the training images
-    for a latent GAN (encoded by the autoencoder inside the run), flat pixels for a pixel GAN."""
-    from zspace.data import load_dataset
-    from zspace.latent import encode_images
-    from zspace.models.autoencoder import to_float_images
-    from zspace.training.gan import read_saved_configs
-
-    _, _, training = read_saved_configs(run_dir)
-    dataset = load_dataset(training.dataset, data_dir=data_dir, limit=training.limit)
-    images = dataset.train_images
-    if sampler.autoencoder is None:
-        return to_float_images(images).reshape(len(images), -1), dataset.train_labels
-    return encode_images(sampler.autoencoder, images), dataset.train_labels
+def has_inverter(run_dir: str | Path) -> bool:
+    return RunDir(run_dir).file(INVERTER_FILE).is_file()

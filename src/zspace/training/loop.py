@@ -21,7 +21,7 @@ from zspace.checkpoint import (
     rng_to_tensors,
     save_tensors,
 )
-from zspace.errors import RunError
+from zspace.errors import RunError, ZspaceError
 from zspace.runs import RunDir
 
 
@@ -125,13 +125,14 @@ def run_epochs(
     train_epoch: Callable[[int], dict],
     device,
     resume: bool = False,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
+    stop_after: Callable[[int, dict], bool] | None = None,
     is_main_process: bool = True,
 ) -> list[dict]:
     """Drive epochs 1..epochs, logging metrics and checkpointing after each one.
 
     With resume=True and a checkpoint present, training continues after the checkpoint's
-    epoch; metric lines a killed run wrote past that epoch are dropped.
+    epoch; metric lines a killed run wrote past that epoch are dropped. `stop_after(epoch,
+    record)` returning True ends training after that epoch's checkpoint (a time budget).
     """
     start_epoch = 0
     if resume and run.checkpoint_path.is_file():
@@ -145,6 +146,37 @@ def run_epochs(
         if is_main_process:
             run.append_metrics(record)
             save_checkpoint(run, parts, epoch)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
+        if stop_after is not None and stop_after(epoch, record):
+            break
     return run.read_metrics()
+
+
+def training_seconds(run_dir) -> float:
+    """Wall-clock seconds of training recorded in a run's metrics (all sessions)."""
+    return sum(r.get("seconds", 0.0) for r in RunDir(run_dir).read_metrics())
+
+
+def _flatten(settings: dict | None, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in (settings or {}).items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume_settings(run_path, saved: dict, requested: dict, flags: dict[str, str]) -> None:
+    """On resume the saved settings win: a requested setting that differs is a mistake.
+
+    `saved` and `requested` are nested dicts of settings (a part given as None is not
+    checked); `flags` names the command-line flag of a dotted setting, for the message.
+    The one line reads "RUN was trained with --seed 0; drop --seed to resume it".
+    """
+    stored = _flatten(saved)
+    for key, value in _flatten({k: v for k, v in requested.items() if v is not None}).items():
+        if stored.get(key) != value:
+            flag = flags.get(key, key)
+            raise ZspaceError(
+                f"{run_path} was trained with {flag} {stored.get(key)}; drop {flag} to resume it"
+            )

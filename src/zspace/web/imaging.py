@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from zspace.errors import ZspaceError
 from zspace.figures import grid_image
-from zspace.models.autoencoder import to_uint8_images
+from zspace.models.images import to_uint8_images
 
 MAX_UPLOAD_BYTES = 1_000_000
 # A 1 MB PNG of a flat colour can claim to be gigapixels; refuse to decode anything that large.

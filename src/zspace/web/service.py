@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from zspace.errors import ZspaceError
-from zspace.interpolation import slerp
-from zspace.inversion import invert
-from zspace.latent import decode_codes, encode_images
-from zspace.models.autoencoder import to_float_images
+from zspace.models.images import to_float_images
+from zspace.sampling.interpolation import slerp
+from zspace.sampling.inversion import invert
+from zspace.sampling.latent import decode_codes, encode_images
 
 NUM_DIGITS = 10
 # For a run without a fitted inverter: Adam steps and random starts when fitting noise to an

@@ -2,7 +2,7 @@
 
 Two ways, one entry point (`invert`):
   - With a fitted NoiseInverter (zspace.models.inverter; `zspace fit-inverter RUN` or
-    `train_gan(..., inverter_steps=N)` writes one into the run), its guess is polished by a
+    `train_gan` with inverter_steps > 0 writes one into the run), its guess is polished by a
     few Levenberg-Marquardt steps (`refine_noise`): about 5 ms per target on one CPU core.
   - Without, `invert_generator`: Adam from several random starts, keeping the best (Zhu et al.
     2016; Creswell & Bharath 2018), about 10 times slower for a looser match.
@@ -15,16 +15,54 @@ generator was trained. The returned error is the first term.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import nn
 
+from zspace.checkpoint import load_module_weights, load_tensors
+from zspace.errors import RunError
+from zspace.models.inverter import InverterConfig, NoiseInverter
+from zspace.runs import RunDir
+
+INVERTER_FILE = "inverter.safetensors"
 NORM_WEIGHT = 1e-3
 # Levenberg-Marquardt steps after the inverter's guess, chosen on 100 training digits of the
 # default conditional run (inverter fitted for 500 steps): the guess alone leaves error 0.194,
 # 3 steps 0.087, 5 steps 0.079, 8 steps 0.077; Adam with 8 starts x 100 steps 0.104.
 REFINE_ITERATIONS = 5
+
+
+def inversion_objective(
+    outputs: torch.Tensor, goal: torch.Tensor, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms every inversion minimises, per row: (mean squared error of G's outputs
+    against the goal, squared distance of the noise norm from the typical sqrt(noise_dim)).
+    The objective is error + NORM_WEIGHT * prior."""
+    error = (outputs - goal).pow(2).mean(1)
+    prior = (noise.norm(dim=1) - noise.shape[1] ** 0.5).pow(2)
+    return error, prior
+
+
+def load_inverter(run_dir: str | Path, gan, device="cpu") -> NoiseInverter | None:
+    """The run's inverter, or None if it has none; RunError if it does not fit the GAN."""
+    path = RunDir(run_dir).file(INVERTER_FILE)
+    if not path.is_file():
+        return None
+    tensors, metadata = load_tensors(path, device)
+    try:
+        config = InverterConfig.from_dict(json.loads(metadata["inverter"]))
+    except (KeyError, json.JSONDecodeError) as error:
+        raise RunError(f"{path} does not describe its inverter") from error
+    expected = (gan.data_dim, gan.noise_dim, gan.num_classes if gan.conditional else 0)
+    if (config.data_dim, config.noise_dim, config.num_classes) != expected:
+        raise RunError(f"{path} was fitted to a different GAN (refit it: zspace fit-inverter RUN)")
+    inverter = NoiseInverter(config)
+    load_module_weights(inverter, tensors, str(path))
+    return inverter.to(device).eval()
 
 
 # d(activation)/d(input) from the input and the output, for the MLP fast path.
@@ -107,8 +145,9 @@ def refine_noise(
     identity = torch.eye(noise_dim, dtype=noise.dtype, device=noise.device)
 
     def objective(z, outputs):
-        prior = prior_scale * (z.norm(dim=1) - typical)
-        return (outputs - goal).pow(2).sum(1) + prior.pow(2)
+        # The shared objective; the steps below solve it as least squares, scaled by data_dim.
+        error, prior = inversion_objective(outputs, goal, z)
+        return error + norm_weight * prior
 
     z = noise.clone()
     outputs, jacobians = _outputs_and_jacobians(generator, z, labels)
@@ -162,11 +201,10 @@ def invert_generator(
     optimizer = torch.optim.Adam([noise], lr=0.05)
     generator.eval()
     generator.requires_grad_(False)
-    typical_norm = noise_dim**0.5
     try:
         for _ in range(steps):
-            error = (generator(noise, goal_labels) - goal).pow(2).mean(1)
-            loss = (error + norm_weight * (noise.norm(dim=1) - typical_norm).pow(2)).sum()
+            error, prior = inversion_objective(generator(noise, goal_labels), goal, noise)
+            loss = (error + norm_weight * prior).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,4 +1,4 @@
-"""Sampling from trained GAN runs, and `zspace.load(RUN)` for every run kind.
+"""Sampling from trained GAN runs: the GANSampler and its loader.
 
 A latent GAN makes images as decoder(unstandardise(G(noise, label))); the pixel-space baseline
 as unstandardise(G(noise, label)) reshaped to 28x28. `GANSampler` wraps both behind one API:
@@ -19,43 +19,23 @@ import torch
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.models.autoencoder import Autoencoder
-from zspace.models.gan import CodeScaler, GANConfig, Generator
-from zspace.runs import RunDir
-
-LATENT_GAN_KIND = "latent-gan"
-PIXEL_GAN_KIND = "pixel-gan"
-GAN_KINDS = (LATENT_GAN_KIND, PIXEL_GAN_KIND)
-MAX_SAMPLES = 1024  # per call (and per digit); larger sets are drawn in several calls
-NUM_DIGITS = 10
-MAX_SEED = 2**63 - 1  # seeds are int64 everywhere else
-
-
-def check_sample_request(digit: int | None, n: int, conditional: bool) -> None:
-    """One clear ZspaceError for a request a model cannot serve."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
-        raise ZspaceError(f"n must be a whole number from 1 to {MAX_SAMPLES}, got {n!r}")
-    if digit is None:
-        return
-    if not conditional:
-        raise ZspaceError("this run is an unconditional GAN; it cannot be asked for a digit")
-    if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < NUM_DIGITS:
-        raise ZspaceError(f"digit must be a whole number from 0 to 9, got {digit!r}")
-
-
-def noise_stream(seed: int, digit: int | None = None) -> torch.Generator:
-    """A CPU generator for (seed, digit), seed in 0..2**63-1.
-
-    The stream number is seed * 11 + (digit + 1), taken modulo 2**64 (the range torch seeds
-    take), so distinct pairs never share a stream below seed 1.6e18.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ZspaceError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-    stream = seed * (NUM_DIGITS + 1) + (0 if digit is None else digit + 1)
-    return torch.Generator().manual_seed(stream % 2**64)
+from zspace.models.encoders import AutoencoderConfig
+from zspace.models.fast_decode import FastGenerator, inference_decoder
+from zspace.models.gan import CodeScaler, GANConfig, Generator, split_legacy_gan_config
+from zspace.runs import LATENT_GAN, PIXEL_GAN, RunDir, load_weights_into
+from zspace.sampling.inversion import load_inverter
+from zspace.sampling.sampler import (
+    check_sample_request,
+    labels_for,
+    noise_stream,
+    requested_digits,
+)
 
 
 class GANSampler:
-    """A trained generator plus what turns its output into images."""
+    """A trained generator plus what turns its output into images (a Sampler)."""
+
+    has_noise = True
 
     def __init__(
         self,
@@ -63,7 +43,7 @@ class GANSampler:
         generator: Generator,
         scaler: CodeScaler,
         autoencoder: Autoencoder | None = None,
-        kind: str = LATENT_GAN_KIND,
+        kind: str = LATENT_GAN,
     ):
         self.config = config
         self.generator = generator
@@ -72,7 +52,7 @@ class GANSampler:
         self.kind = kind
         self._decoder = None
         self._frozen_generator = None  # set by freeze(): the fast path, built once
-        # A fitted NoiseInverter (zspace.inversion), if the run has one: fast, close inversion.
+        # A fitted NoiseInverter (zspace.sampling.inversion), if the run has one: fast, close inversion.
         self.inverter = None
 
     @property
@@ -130,8 +110,6 @@ class GANSampler:
     def _inference_decoder(self):
         """The AE's decoder, or on CPU an equivalent faster one (built once)."""
         if self._decoder is None:
-            from zspace.models.fast_decode import inference_decoder
-
             self.autoencoder.eval()
             on_cpu = self.device.type == "cpu"
             self._decoder = (
@@ -175,12 +153,25 @@ class GANSampler:
     def _build_fast_generator(self):
         if self.autoencoder is None or self.device.type != "cpu":
             return None
-        from zspace.models.fast_decode import FastGenerator
-
         try:
             return FastGenerator(self.generator, self.scaler)
         except ValueError:  # an architecture the fast path does not cover
             return None
+
+    def _request(self, digit: int | None, n: int, seed: int):
+        """(noise (M, noise_dim), labels (M,) or None) for one sampling request."""
+        check_sample_request(digit, n, self.conditional)
+        digits = requested_digits(digit, self.conditional)
+        noise = torch.cat([self.noise(n, seed, d) for d in digits])
+        return noise, labels_for(digits, n)
+
+    def sample_codes(
+        self, digit: int | None = None, n: int = 16, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(data-space outputs (M, data_dim) on CPU, labels (M,) or None); see the images'
+        layout in `sample_with_labels`."""
+        noise, labels = self._request(digit, n, seed)
+        return self.generate_codes(noise, labels), labels
 
     def sample_with_labels(
         self, digit: int | None = None, n: int = 16, seed: int = 0
@@ -190,12 +181,7 @@ class GANSampler:
         Conditional run: n images of `digit`, or without a digit n of each digit (M = 10n, in
         digit order). Unconditional run: n images and labels None.
         """
-        check_sample_request(digit, n, self.conditional)
-        if not self.conditional:
-            return self.images(self.noise(n, seed)), None
-        digits = [digit] if digit is not None else list(range(NUM_DIGITS))
-        noise = torch.cat([self.noise(n, seed, d) for d in digits])
-        labels = torch.tensor(digits, dtype=torch.int64).repeat_interleave(n)
+        noise, labels = self._request(digit, n, seed)
         return self.images(noise, labels), labels
 
     def sample(self, digit: int | None = None, n: int = 16, seed: int = 0) -> torch.Tensor:
@@ -208,25 +194,27 @@ def _part(labels: torch.Tensor | None, start: int, size: int) -> torch.Tensor | 
 
 
 def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSampler:
-    """Rebuild a latent-gan or pixel-gan run (its autoencoder travels inside the run folder)."""
-    from zspace.models.autoencoder import AutoencoderConfig
-    from zspace.runs import load_weights_into
+    """Rebuild a latent-gan or pixel-gan run (its autoencoder travels inside the run folder).
 
+    Reads both layouts: zspace 0.2's (architecture in "model", optimisation in "training") and
+    0.1.0's (both in "model")."""
     run = RunDir(run_dir)
-    saved = run.read_config(GAN_KINDS)
+    saved = run.read_config((LATENT_GAN, PIXEL_GAN))
     torch_device = resolve_device(device) if isinstance(device, str) else device
     try:
-        config = GANConfig.from_dict(saved["model"])
-    except (KeyError, TypeError) as error:
+        model, legacy_training = split_legacy_gan_config(saved["model"])
+        config = GANConfig.from_dict(model)
+        ema_decay = {**legacy_training, **saved.get("training", {})}.get("ema_decay", 0.0)
+    except (KeyError, TypeError, AttributeError) as error:
         raise RunError(f"{run.config_path} has no valid GAN model config") from error
     generator = Generator(config).to(torch_device)
     # With a moving average of G's weights, that average is the generator to sample from.
-    weights = "generator_ema.safetensors" if config.ema_decay > 0 else "generator.safetensors"
+    weights = "generator_ema.safetensors" if ema_decay > 0 else "generator.safetensors"
     load_weights_into(generator, run, weights, torch_device)
     scaler = CodeScaler(config.data_dim).to(torch_device)
     load_weights_into(scaler, run, "scaler.safetensors", torch_device)
     autoencoder = None
-    if saved["kind"] == LATENT_GAN_KIND:
+    if saved["kind"] == LATENT_GAN:
         if "autoencoder" not in saved:
             raise RunError(f"{run.config_path} does not describe its autoencoder")
         autoencoder = Autoencoder(AutoencoderConfig.from_dict(saved["autoencoder"]["model"]))
@@ -235,28 +223,5 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
         autoencoder.eval()
     generator.eval()
     sampler = GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"])
-    from zspace.training.inverter import load_inverter
-
     sampler.inverter = load_inverter(run_dir, config, torch_device)
     return sampler.freeze()
-
-
-def load(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """Load any zspace run folder by its kind: an Autoencoder, a GANSampler (latent-gan,
-    pixel-gan), a GMMBaseline (gmm-baseline) or a few-shot classifier (classifier)."""
-    kind = RunDir(run_dir).read_config()["kind"]
-    if kind == "autoencoder":
-        from zspace.training.autoencoder import load_autoencoder
-
-        return load_autoencoder(run_dir, device)
-    if kind in GAN_KINDS:
-        return load_gan(run_dir, device)
-    if kind == "gmm-baseline":
-        from zspace.evaluation.gmm import load_gmm_baseline
-
-        return load_gmm_baseline(run_dir, device)
-    if kind == "classifier":
-        from zspace.fewshot.classify import load_classifier
-
-        return load_classifier(run_dir)
-    raise RunError(f"{run_dir} is a {kind} run, which zspace.load does not know")

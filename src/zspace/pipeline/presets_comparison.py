@@ -20,7 +20,8 @@ import torch
 from zspace.data import load_dataset
 from zspace.errors import ZspaceError
 from zspace.memory import release_memory
-from zspace.models.autoencoder import config_for_preset, preset_names, to_float_images
+from zspace.models.images import to_float_images
+from zspace.models.presets import ae_config_for_preset, preset_names
 from zspace.runs import RunDir
 
 REFERENCE_HEAD = "(sigmoid,64)->(softmax,10)"
@@ -108,7 +109,7 @@ def measure_preset(
     )
     model = train_autoencoder(
         run_dir,
-        config_for_preset(preset, settings.latent_dim),
+        ae_config_for_preset(preset, settings.latent_dim),
         training,
         data_dir=data_dir,
         device=device,

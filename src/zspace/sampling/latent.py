@@ -1,10 +1,30 @@
-"""Moving between images and latent codes in batches, without gradients."""
+"""The latent space's gateway: load an autoencoder run, and move between images and codes in
+batches, without gradients."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from zspace.models.autoencoder import Autoencoder, to_float_images
+from zspace.device import resolve_device
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.encoders import AutoencoderConfig
+from zspace.models.fast_decode import inference_decoder
+from zspace.models.images import to_float_images
+from zspace.runs import AUTOENCODER, RunDir, load_weights_into
+
+
+def load_autoencoder(run_dir: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
+    """Rebuild an autoencoder from its run folder (config.json + model.safetensors)."""
+    run = RunDir(run_dir)
+    config = run.read_config(AUTOENCODER)
+    model_config = AutoencoderConfig.from_dict(config["model"])
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    model = Autoencoder(model_config).to(torch_device)
+    load_weights_into(model, run, "model.safetensors", torch_device)
+    model.eval()
+    return model
 
 
 @torch.no_grad()
@@ -24,8 +44,6 @@ def encode_images(model: Autoencoder, images: torch.Tensor, batch_size: int = 10
 @torch.no_grad()
 def decode_codes(model: Autoencoder, codes: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """float (N, latent_dim) codes -> float (N, 1, 28, 28) images in [0, 1] on CPU."""
-    from zspace.models.fast_decode import inference_decoder
-
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -4,7 +4,7 @@ Three kinds of path (each T frames, float (T, 1, 28, 28) in [0, 1]):
   (a) "ae": linear interpolation of the two images' autoencoder codes, decoded;
   (b) "gan-linear" / "gan-slerp": linear or spherical interpolation between two GAN noise
       vectors. To start and end at the two real images, each image is first inverted
-      (zspace.inversion): the noise whose generated (standardised) code is closest to the
+      (zspace.sampling.inversion): the noise whose generated (standardised) code is closest to the
       image's code, with a weak pull towards the typical noise norm so the noise stays where
       the generator was trained; found by the run's fitted inverter plus Levenberg-Marquardt
       steps, or by Adam from random starts if the run has no inverter. For a conditional run the one-hot label moves from A to B along with the noise;
@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 import torch
 
 from zspace.errors import ZspaceError
-from zspace.inversion import invert, invert_generator  # noqa: F401 (re-exported)
-from zspace.models.autoencoder import to_float_images
+from zspace.models.images import to_float_images
+from zspace.sampling.inversion import invert
+from zspace.sampling.latent import decode_codes, encode_images
+from zspace.sampling.sampler import Sampler
 
 
 def interpolate_latents(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
@@ -65,8 +67,6 @@ class Path:
 
 def ae_path(autoencoder, image_a: torch.Tensor, image_b: torch.Tensor, steps: int) -> torch.Tensor:
     """(a): decode the linear interpolation of two images' codes -> (steps, 1, 28, 28)."""
-    from zspace.latent import decode_codes, encode_images
-
     codes = encode_images(autoencoder, torch.stack([image_a, image_b]))
     return decode_codes(autoencoder, interpolate_latents(codes[0], codes[1], steps))
 
@@ -77,8 +77,6 @@ def gan_paths(
     """(b) and, for a conditional run, (c): {method: frames (steps, 1, 28, 28)}."""
     images = to_float_images(torch.stack([image_a, image_b]))
     if sampler.autoencoder is not None:
-        from zspace.latent import encode_images
-
         targets = encode_images(sampler.autoencoder, images)
     else:
         targets = images.reshape(2, -1)
@@ -167,20 +165,22 @@ def interpolation_paths(
     classifier=None,
     seed: int = 0,
 ) -> list[Path]:
-    """All paths for each pair: GAN paths first (when `model` is a GAN sampler), then AE.
+    """All paths for each pair: noise paths first (when `model` is a Sampler with a noise
+    space, such as a GAN), then the AE path (when there is an autoencoder).
 
-    `model` is a GANSampler (latent or pixel GAN) or a bare Autoencoder.
+    `model` is a Sampler (GAN, GMM baseline, ...) or a bare Autoencoder.
     """
     if steps < 2:
         raise ZspaceError(f"an interpolation needs at least 2 steps, got {steps}")
-    is_gan = hasattr(model, "generator")
-    autoencoder = model.autoencoder if is_gan else model
+    is_sampler = isinstance(model, Sampler)
+    has_noise = is_sampler and model.has_noise
+    autoencoder = model.autoencoder if is_sampler else model
     paths: list[Path] = []
     for a, b in pairs:
         digit_a, digit_b = int(test_labels[a]), int(test_labels[b])
         image_a, image_b = test_images[a], test_images[b]
         frames = {}
-        if is_gan:
+        if has_noise:
             frames.update(gan_paths(model, image_a, image_b, digit_a, digit_b, steps, seed))
         if autoencoder is not None:
             frames["ae"] = ae_path(autoencoder, image_a, image_b, steps)

@@ -1,0 +1,1 @@
+"""Sampling: the Sampler protocol, GAN samplers, inversion, interpolation, latent codes."""
