@@ -3,7 +3,7 @@ peak memory of a default training run.
 
     python benchmarks/bench_autoencoder.py [--preset conv] [--epochs 5] [--json out.json]
 
-Targets (issue 2, this 2-core machine): test MSE per pixel <= 0.006 within 2 minutes of training,
+Targets (this 2-core machine): test MSE per pixel <= 0.006 within 2 minutes of training,
 encode+decode >= 20,000 images/s at batch 1,000 on CPU, peak memory <= 1.5 GB.
 Run it alone on the machine: other busy processes distort every figure here.
 """

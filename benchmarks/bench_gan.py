@@ -1,4 +1,4 @@
-"""Latent GAN targets (issue 4): quality, training time, sampling speed; prints JSON.
+"""Latent GAN targets: quality, training time, sampling speed; prints JSON.
 
     python benchmarks/bench_gan.py --ae runs/ae --work runs/bench_gan [--presets reference wide]
 

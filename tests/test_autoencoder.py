@@ -13,8 +13,10 @@ from safetensors.torch import load_file, save_file
 from zspace.checkpoint import load_tensors, save_tensors
 from zspace.cli.main import main
 from zspace.errors import RunError, ZspaceError
-from zspace.models.autoencoder import Autoencoder, config_for_preset
-from zspace.training.autoencoder import AETrainingConfig, load_autoencoder, train_autoencoder
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.presets import ae_config_for_preset as config_for_preset
+from zspace.sampling.latent import load_autoencoder
+from zspace.training.autoencoder import AETrainingConfig, train_autoencoder
 
 
 @pytest.mark.parametrize("preset", ["mlp", "mlp-wide", "conv", "conv-wide"])

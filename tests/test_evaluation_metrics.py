@@ -166,7 +166,7 @@ def test_evaluate_images_rejects_bad_requested_labels():
 def test_training_reconstructions_draw_per_digit_and_repeat_by_seed(small_ae_run, mnist_dir):
     from zspace.data import load_dataset
     from zspace.evaluation.sources import reconstruct_training_sample
-    from zspace.training.autoencoder import load_autoencoder
+    from zspace.sampling.latent import load_autoencoder
 
     dataset = load_dataset("mnist", data_dir=mnist_dir, limit=2000)
     autoencoder = load_autoencoder(small_ae_run)

@@ -13,14 +13,16 @@ from torch import nn
 import zspace
 from zspace.cli.main import main
 from zspace.errors import RunError, ZspaceError
-from zspace.sampling.gan import MAX_SAMPLES, load_gan
+from zspace.evaluation.monitor import CollapseMonitor
 from zspace.models.gan import (
-    PRESETS,
     CodeScaler,
     Discriminator,
     Generator,
     config_for_preset,
 )
+from zspace.models.presets import GAN_PRESETS
+from zspace.sampling.gan import load_gan
+from zspace.sampling.sampler import MAX_SAMPLES
 from zspace.training.gan import GANTrainingConfig, train_gan
 
 
@@ -63,8 +65,9 @@ def test_reference_discriminator_is_exactly_the_issue_design():
     assert probabilities.shape == (5,) and (0 < probabilities).all() and (probabilities < 1).all()
     # The losses use logits; they must be the same network before its sigmoid.
     assert torch.allclose(torch.sigmoid(discriminator.logits(codes)), probabilities)
-    config = config_for_preset("reference")
-    assert config.loss == "bce" and not config.standardize and not config.spectral_norm
+    assert not config_for_preset("reference").spectral_norm
+    training = GANTrainingConfig.for_preset("reference")
+    assert training.loss == "bce" and not training.standardize
 
 
 def test_conditional_networks_see_the_label():
@@ -96,7 +99,7 @@ def test_projection_discriminator_uses_the_label():
         discriminator.logits(codes)
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("preset", sorted(GAN_PRESETS))
 def test_every_preset_builds_and_runs(preset):
     config = config_for_preset(preset, conditional=True)
     noise, labels = torch.randn(3, 64), torch.tensor([1, 2, 3])
@@ -106,12 +109,21 @@ def test_every_preset_builds_and_runs(preset):
 
 
 def test_overrides_win_over_a_presets_settings_and_leave_it_alone():
-    config = config_for_preset("wide-r1", conditional=True, batch_size=256)
-    assert config.batch_size == 256 and config.r1_weight > 0 and config.ema_decay > 0
-    config.betas.append(1.0)
+    training = GANTrainingConfig.for_preset("wide-r1", batch_size=256)
+    assert training.batch_size == 256 and training.r1_weight > 0 and training.ema_decay > 0
+    training.betas.append(1.0)
+    config = config_for_preset("wide-r1", conditional=True, generator_output="tanh")
+    assert config.generator_output == "tanh"
     config.generator_layers[0][0] = 3
-    fresh = config_for_preset("wide-r1")
-    assert fresh.betas == [0.0, 0.99] and fresh.generator_layers[0][0] == 256
+    assert GANTrainingConfig.for_preset("wide-r1").betas == [0.0, 0.99]
+    assert config_for_preset("wide-r1").generator_layers[0][0] == 256
+
+
+def test_model_configs_hold_architecture_only():
+    fields = set(config_for_preset("wide-r1").to_dict())
+    assert not fields & {"learning_rate_g", "batch_size", "betas", "r1_weight", "ema_decay"}
+    with pytest.raises(ZspaceError, match="unknown GAN config keys"):
+        config_for_preset("wide", batch_size=64)
 
 
 def test_unknown_preset_is_a_user_error():
@@ -127,7 +139,7 @@ def test_code_scaler_round_trip():
     assert torch.allclose(scaler.inverse(standardized), data, atol=1e-5)
 
 
-def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, model=None, **training):
+def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, **training):
     settings = {
         "limit": 1000,
         "epochs": 2,
@@ -138,8 +150,8 @@ def _train(out, ae_run, mnist_dir, preset="reference", conditional=False, model=
     }
     return train_gan(
         out,
-        config_for_preset(preset, conditional=conditional, **(model or {})),
-        GANTrainingConfig(**settings),
+        config_for_preset(preset, conditional=conditional),
+        GANTrainingConfig.for_preset(preset, **settings),
         ae_run=ae_run,
         data_dir=mnist_dir,
         device="cpu",
@@ -185,18 +197,16 @@ EVERY_OPTION = {
 def test_resume_after_interruption_matches_uninterrupted_run(
     small_ae_run, mnist_dir, tmp_path, kill_after_checkpoint, preset, model
 ):
-    kwargs = {"preset": preset, "model": model, "conditional": True, "epochs": 3, "limit": 600}
+    kwargs = {"preset": preset, "conditional": True, "epochs": 3, "limit": 600, **model}
     _train(tmp_path / "full", small_ae_run, mnist_dir, **kwargs)
 
     with kill_after_checkpoint(epoch=1), pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
     with pytest.raises(ZspaceError, match="already holds a run"):
         _train(tmp_path / "cut", small_ae_run, mnist_dir, **kwargs)
-    config = config_for_preset(preset, conditional=True, **model)
+    # A resume needs no configs: the run folder's own are used.
     train_gan(
         tmp_path / "cut",
-        config,
-        GANTrainingConfig(limit=600, epochs=3, seed=0, monitor_samples=0, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",
@@ -221,10 +231,18 @@ def cgan_run(small_ae_run, mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("cgan") / "run"
     train_gan(
         out,
-        config_for_preset(
-            "wide", conditional=True, batch_size=64, learning_rate_g=5e-4, learning_rate_d=5e-4
+        config_for_preset("wide", conditional=True),
+        GANTrainingConfig.for_preset(
+            "wide",
+            batch_size=64,
+            learning_rate_g=5e-4,
+            learning_rate_d=5e-4,
+            limit=10_000,
+            epochs=4,
+            seed=0,
+            monitor_samples=0,
+            inverter_steps=0,
         ),
-        GANTrainingConfig(limit=10_000, epochs=4, seed=0, monitor_samples=0, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",
@@ -452,7 +470,7 @@ def test_mode_collapse_check_is_logged(small_ae_run, mnist_dir, tmp_path, quick_
         data_dir=mnist_dir,
         device="cpu",
         progress=False,
-        classifier=quick_classifier,
+        monitor=CollapseMonitor(quick_classifier, samples=200),
     )
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert len(record["class_histogram"]) == 10
@@ -462,7 +480,7 @@ def test_mode_collapse_check_is_logged(small_ae_run, mnist_dir, tmp_path, quick_
 
 def test_fast_decoder_matches_the_autoencoder(small_ae_run):
     from zspace.models.fast_decode import inference_decoder
-    from zspace.training.autoencoder import load_autoencoder
+    from zspace.sampling.latent import load_autoencoder
 
     autoencoder = load_autoencoder(small_ae_run)
     codes = torch.randn(7, autoencoder.latent_dim) * 3
@@ -500,7 +518,7 @@ def test_fast_sampling_path_matches_the_plain_one(cgan_run):
 
 
 def test_noise_streams_take_every_int64_seed():
-    from zspace.sampling.gan import MAX_SEED, noise_stream
+    from zspace.sampling.sampler import MAX_SEED, noise_stream
 
     first = torch.randn(3, generator=noise_stream(MAX_SEED, 9))
     assert torch.equal(first, torch.randn(3, generator=noise_stream(MAX_SEED, 9)))
@@ -547,11 +565,11 @@ def test_gaussian_base_run_reloads_to_the_same_samples(small_ae_run, mnist_dir, 
 
 
 def test_lazy_r1_penalises_every_kth_step_at_k_times_the_weight():
-    from zspace.training.gan import discriminator_step
+    from zspace.training.gan_steps import discriminator_step
 
-    config = config_for_preset("wide-r1", conditional=True, r1_interval=4)
+    config = GANTrainingConfig.for_preset("wide-r1", r1_interval=4)
     torch.manual_seed(0)
-    discriminator = Discriminator(config)
+    discriminator = Discriminator(config_for_preset("wide-r1", conditional=True))
     optimizer = torch.optim.SGD(discriminator.parameters(), lr=0.0)  # only the loss matters
     real, fake, labels = torch.randn(8, 64), torch.randn(8, 64), torch.arange(8)
     penalised = []
@@ -562,13 +580,13 @@ def test_lazy_r1_penalises_every_kth_step_at_k_times_the_weight():
         penalised.append("r1" in terms)
     assert penalised == [True, False, False, False] * 2
     # On a penalised step the loss carries r1_weight * r1_interval / 2 times the penalty.
-    eager = config_for_preset("wide-r1", conditional=True, r1_interval=1)
+    eager = GANTrainingConfig.for_preset("wide-r1", r1_interval=1)
     plain = discriminator_step(eager, discriminator, optimizer, real, fake, labels, step=1)[0]
     lazy, terms = discriminator_step(config, discriminator, optimizer, real, fake, labels, step=0)
     extra = 0.5 * config.r1_weight * (config.r1_interval - 1) * terms["r1"]
     assert torch.allclose(lazy - plain, extra, rtol=1e-4)
     with pytest.raises(ZspaceError, match="r1_interval"):
-        config_for_preset("wide-r1", r1_interval=0)
+        GANTrainingConfig.for_preset("wide-r1", r1_interval=0).validate()
 
 
 def test_loaded_samplers_build_their_fast_path_once(cgan_run):

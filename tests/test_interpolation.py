@@ -17,11 +17,11 @@ from zspace.sampling.interpolation import (
     choose_pairs,
     interpolate_latents,
     interpolation_paths,
-    invert_generator,
     measure_path,
     slerp,
     summarize_paths,
 )
+from zspace.sampling.inversion import invert_generator
 
 
 def test_linear_interpolation_hits_both_ends_evenly():

@@ -10,23 +10,19 @@ import torch
 
 from zspace.cli.main import main
 from zspace.errors import RunError, ZspaceError
+from zspace.models.gan import Generator, config_for_preset
 from zspace.sampling.gan import load_gan
 from zspace.sampling.inversion import (
+    INVERTER_FILE,
     _forward_mode_outputs_and_jacobians,
     _mlp_outputs_and_jacobians,
     invert,
     invert_generator,
+    load_inverter,
     refine_noise,
 )
-from zspace.models.gan import Generator, config_for_preset
-from zspace.training.inverter import (
-    INVERTER_FILE,
-    InverterTrainingConfig,
-    fit_inverter,
-    inverter_training_data,
-    load_inverter,
-    save_inverter,
-)
+from zspace.training.gan import training_data
+from zspace.training.inverter import InverterTrainingConfig, fit_inverter, save_inverter
 
 
 @pytest.mark.parametrize("preset", ["reference", "wide-r1"])
@@ -107,8 +103,8 @@ def test_run_trained_with_inverter_steps_loads_its_inverter(cgan_with_inverter, 
 def untrained_cgan():
     """A freshly initialised conditional generator (its output depends on the noise, unlike a
     collapsed tiny GAN's) with an inverter fitted to its own samples."""
-    from zspace.sampling.gan import GANSampler
     from zspace.models.gan import CodeScaler
+    from zspace.sampling.gan import GANSampler
 
     torch.manual_seed(0)
     config = config_for_preset("wide-r1", conditional=True)
@@ -153,7 +149,7 @@ def test_without_inverter_invert_falls_back_to_adam(cgan_with_inverter):
 
 
 def test_fitting_is_seeded_and_lowers_the_guess_error(cgan_with_inverter, web_cgan_run, mnist_dir):
-    data, labels = inverter_training_data(cgan_with_inverter, web_cgan_run, mnist_dir)
+    data, labels = training_data(cgan_with_inverter, web_cgan_run, mnist_dir)
     settings = InverterTrainingConfig(steps=30, batch_size=64, seed=5)
     first = fit_inverter(cgan_with_inverter, data, labels, settings, progress=False)
     second = fit_inverter(cgan_with_inverter, data, labels, settings, progress=False)

@@ -12,18 +12,18 @@ from safetensors.torch import load_file
 
 from zspace.cli.main import main
 from zspace.errors import ZspaceError
-from zspace.models.autoencoder import Autoencoder, config_for_preset
+from zspace.models.autoencoder import Autoencoder
+from zspace.models.presets import TRANSFORMER_PRESETS, transformer_config
+from zspace.models.presets import ae_config_for_preset as config_for_preset
 from zspace.models.transformer import (
-    TRANSFORMER_PRESETS,
     TransformerOptions,
     image_to_patches,
     patches_to_image,
     sinusoidal_positions_2d,
-    transformer_config,
 )
+from zspace.sampling.latent import load_autoencoder
 from zspace.training.autoencoder import (
     AETrainingConfig,
-    load_autoencoder,
     reconstruction_mse,
     train_autoencoder,
 )

@@ -1,6 +1,8 @@
 """zspace: learning in the latent space of an autoencoder."""
 
-__version__ = "0.2.0"
+from zspace.version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def load(run_dir, device="cpu"):

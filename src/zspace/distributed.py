@@ -95,12 +95,6 @@ def all_reduce_mean(value: float, context: DistributedContext, device) -> float:
     return tensor.item() / context.world_size
 
 
-def shutdown(context: DistributedContext) -> None:
-    if context.enabled and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def finish_process_group() -> bool:
     """Leave the process group if one is active; returns True on the process that should
     report results (rank 0, or the only process)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from zspace import __version__
+from zspace.version import __version__
 from zspace.checkpoint import atomic_write_json, load_module_weights, load_tensors
 from zspace.errors import RunError
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from zspace.cli.common import (
     add_data_arguments,
     add_training_arguments,
@@ -18,9 +15,7 @@ from zspace.cli.common import (
 )
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
-from zspace.figures import grid_image
 from zspace.models.gan import GANConfig
-from zspace.models.images import to_uint8_images
 from zspace.models.presets import DEFAULT_GAN_PRESET, GAN_PRESETS
 from zspace.runs import AUTOENCODER, RunDir
 from zspace.training.gan import (
@@ -214,41 +209,16 @@ def run_train(args) -> int:
 
 
 def run_fit_inverter(args) -> int:
-    import time
+    from zspace.training.gan import refit_inverter
+    from zspace.training.inverter import InverterTrainingConfig
 
-    from zspace.loading import load_sampler
-    from zspace.sampling.inversion import invert
-    from zspace.sampling.sampler import refuse_without_noise
-    from zspace.training.gan import training_data
-    from zspace.training.inverter import InverterTrainingConfig, fit_inverter, save_inverter
-
-    defaults = InverterTrainingConfig()
-    settings = InverterTrainingConfig(
-        steps=args.steps or defaults.steps,
-        batch_size=args.batch_size or defaults.batch_size,
-        seed=args.seed,
+    settings = with_settings(
+        InverterTrainingConfig(), steps=args.steps, batch_size=args.batch_size, seed=args.seed
     )
-    settings.validate()
-    sampler = load_sampler(args.run_dir, args.device, action="have a noise inverter")
-    refuse_without_noise(sampler, "have a noise inverter")
-    data, labels = training_data(sampler, args.run_dir, args.data_dir)
-    started = time.perf_counter()
-    sampler.inverter = fit_inverter(sampler, data, labels, settings, progress=not args.no_progress)
-    seconds = time.perf_counter() - started
-    path = save_inverter(args.run_dir, sampler.inverter, settings)
-    # A sanity check, not a held-out score: the mean error on the last 200 training rows.
-    check = slice(len(data) - min(200, len(data)), len(data))
-    _, error = invert(sampler, data[check], None if not sampler.conditional else labels[check])
-    print(
-        json.dumps(
-            {
-                "out": str(path),
-                "steps": settings.steps,
-                "seconds": round(seconds, 1),
-                "inversion_error": round(float(error.mean()), 4),
-            }
-        )
+    report = refit_inverter(
+        args.run_dir, settings, args.data_dir, args.device, progress=not args.no_progress
     )
+    print(json.dumps(report))
     return 0
 
 
@@ -261,24 +231,14 @@ def _output_kind(path: str) -> str:
 
 def run_sample(args) -> int:
     from zspace.loading import load_sampler
+    from zspace.sampling.sampler import save_samples
 
-    suffix = _output_kind(args.out)
+    _output_kind(args.out)
     model = load_sampler(args.run_dir, args.device)
     images, labels = model.sample_with_labels(digit=args.digit, n=args.n, seed=args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npz":
-        arrays = {"images": to_uint8_images(images).numpy()}
-        if labels is not None:
-            arrays["labels"] = labels.numpy()
-        np.savez(out, **arrays)
-    else:
-        if model.conditional and args.digit is None:
-            layout = images.reshape(10, args.n, 28, 28)  # one row per digit
-            picture = grid_image(layout, scale=2)
-        else:
-            picture = grid_image(images, ncols=min(args.n, 16), scale=2)
-        picture.save(out, format="PNG")
+    # Without a digit a conditional run draws n of each digit: one row per digit.
+    per_row = args.n if model.conditional and args.digit is None else min(args.n, 16)
+    out = save_samples(images, labels, args.out, per_row)
     print(json.dumps({"images": len(images), "out": str(out)}))
     return 0
 
@@ -288,7 +248,13 @@ def run_interpolate(args) -> int:
     from zspace.evaluation.classifier import load_eval_classifier
     from zspace.evaluation.sources import run_dataset_name
     from zspace.loading import load, load_sampler
-    from zspace.sampling.interpolation import choose_pairs, interpolation_paths, summarize_paths
+    from zspace.sampling.interpolation import (
+        choose_pairs,
+        interpolation_paths,
+        save_paths_arrays,
+        save_paths_figure,
+        summarize_paths,
+    )
 
     suffix = _output_kind(args.out)
     if args.steps < 2:
@@ -312,18 +278,10 @@ def run_interpolate(args) -> int:
         model, dataset.test_images, dataset.test_labels, pairs, args.steps, classifier, args.seed
     )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frames = torch.stack([p.frames for p in paths]).squeeze(2)  # (P, T, 28, 28)
     if suffix == ".npz":
-        np.savez(
-            out,
-            paths=to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
-            methods=np.array([p.method for p in paths]),
-            pairs=np.array([p.pair for p in paths], dtype=np.int64),
-            digits=np.array([p.digits for p in paths], dtype=np.int64),
-        )
+        save_paths_arrays(paths, out)
     else:
-        grid_image(frames, scale=2).save(out, format="PNG")
+        save_paths_figure(paths, out)
     summary = summarize_paths(paths)
     if args.metrics:
         from zspace.checkpoint import atomic_write_json

@@ -7,8 +7,8 @@ import argparse
 import importlib
 import sys
 
-from zspace import __version__
 from zspace.errors import ZspaceError
+from zspace.version import __version__
 
 # Each module defines register(subparsers) and gives its parser a `run(args) -> int | None`.
 COMMAND_MODULES = [

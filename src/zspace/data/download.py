@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zspace import __version__
+from zspace.version import __version__
 from zspace.data.registry import DatasetSpec, FileSpec, get_spec, resolve_data_dir
 from zspace.errors import DataError
 

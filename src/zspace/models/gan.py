@@ -163,6 +163,9 @@ def config_for_preset(
 ) -> GANConfig:
     """The architecture a GAN preset name stands for, with optional overrides."""
     settings = {**gan_preset(name, "model"), **overrides}
+    unknown = set(settings) - {f.name for f in fields(GANConfig)}
+    if unknown:
+        raise ZspaceError(f"unknown GAN config keys: {sorted(unknown)} (architecture only)")
     config = GANConfig(preset=name, data_dim=data_dim, conditional=conditional, **settings)
     config.validate()
     return config

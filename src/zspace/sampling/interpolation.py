@@ -19,11 +19,14 @@ even the steps are (coefficient of variation of consecutive pixel-space step len
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 
+import numpy as np
 import torch
 
 from zspace.errors import ZspaceError
-from zspace.models.images import to_float_images
+from zspace.figures import grid_image
+from zspace.models.images import to_float_images, to_uint8_images
 from zspace.sampling.inversion import invert
 from zspace.sampling.latent import decode_codes, encode_images
 from zspace.sampling.sampler import Sampler
@@ -210,3 +213,32 @@ def summarize_paths(paths: list[Path]) -> dict:
             )
         summary[method]["paths"] = len(chosen)
     return summary
+
+
+def path_frames(paths: list[Path]) -> torch.Tensor:
+    """The paths' frames, float (P, T, 28, 28): one path a row."""
+    return torch.stack([p.frames for p in paths]).squeeze(2)
+
+
+def save_paths_figure(paths: list[Path], out: str | FilePath) -> FilePath:
+    """A PNG with one path a row (frames left to right); returns its path."""
+    out = FilePath(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid_image(path_frames(paths), scale=2).save(out, format="PNG")
+    return out
+
+
+def save_paths_arrays(paths: list[Path], out: str | FilePath) -> FilePath:
+    """An .npz with `paths` uint8 (P, T, 28, 28), `methods`, `pairs` (P, 2) of test indices
+    and `digits` (P, 2); returns its path."""
+    out = FilePath(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = path_frames(paths)
+    np.savez(
+        out,
+        paths=to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
+        methods=np.array([p.method for p in paths]),
+        pairs=np.array([p.pair for p in paths], dtype=np.int64),
+        digits=np.array([p.digits for p in paths], dtype=np.int64),
+    )
+    return out

@@ -13,11 +13,15 @@ gives the same images, and row d of `sample(n=16, seed=3)` on a conditional samp
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from zspace.errors import ZspaceError
+from zspace.figures import grid_image
+from zspace.models.images import to_uint8_images
 
 NUM_DIGITS = 10
 MAX_SAMPLES = 1024  # per call (and per digit); larger sets are drawn in several calls
@@ -107,3 +111,22 @@ def refuse_without_noise(sampler, action: str) -> None:
         raise ZspaceError(
             f"a {getattr(sampler, 'kind', 'this')} run has no noise space; it cannot {action}"
         )
+
+
+def save_samples(
+    images: torch.Tensor, labels: torch.Tensor | None, out: str | Path, per_row: int
+) -> Path:
+    """Write drawn digits as a PNG grid (`per_row` images a row) or, for a `.npz` path, as
+    arrays `images` uint8 (M, 28, 28) and `labels` (M,) when there are labels."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise ZspaceError(f"--out must end in .png or .npz, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npz":
+        arrays = {"images": to_uint8_images(images).numpy()}
+        if labels is not None:
+            arrays["labels"] = labels.numpy()
+        np.savez(out, **arrays)
+    else:
+        grid_image(images, ncols=per_row, scale=2).save(out, format="PNG")
+    return out
