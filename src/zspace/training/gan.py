@@ -403,65 +403,34 @@ def train_gan(
     sampler after each epoch (see `zspace.evaluation.monitor`).
     """
     run = RunDir(out)
-    resuming = resume and run.exists()
-    if run.exists() and not resume:
-        raise ZspaceError(f"{run.path} already holds a run; pass --resume or choose another --out")
-    if resuming:
-        gan_config, training = _resolve_resume(run, gan_config, training)
-        ae_run = ae_run or RunDir(out).read_config().get("autoencoder", {}).get("source")
-    if gan_config is None:
-        raise ZspaceError("a new GAN run needs a model config (a GANConfig)")
-    training = training or GANTrainingConfig()
-    gan_config.validate()
-    training.validate(gan_config)
+    gan_config, training, ae_run = _configs_to_train(run, gan_config, training, ae_run, resume)
     torch_device = resolve_device(device)
     context = init_distributed(torch_device)  # no-op unless launched by torchrun
     torch_device = local_device(torch_device, context)
     if context.enabled and training.time_budget is not None:
         raise ZspaceError("--time-budget is not supported under torchrun")
     prepared = prepare_data(training, ae_run, data_dir, torch_device)
-    if gan_config.conditional and prepared.labels is None:
-        raise ZspaceError(f"{training.dataset} has no labels; a conditional GAN needs them")
-    if gan_config.data_dim != prepared.data.shape[1]:
-        raise ZspaceError(
-            f"the GAN config expects {gan_config.data_dim}-d data, got {prepared.data.shape[1]}"
-        )
+    _check_data(gan_config, training, prepared)
     kind = LATENT_GAN if training.space == "latent" else PIXEL_GAN
     barrier(context)  # every rank has checked the folder before rank 0 writes into it
     if context.is_main:
         _write_run_config(run, kind, gan_config, training, prepared, ae_run)
-
     trainer = GANTrainer(gan_config, training, prepared, kind, torch_device, context)
     epochs_before = len(run.read_metrics()) if resume else 0
-
-    def train_epoch(epoch: int) -> dict:
-        # With a time budget the epoch may end early, at the step that uses the budget up.
-        deadline = None
-        if training.time_budget is not None:
-            deadline = time.perf_counter() + training.time_budget - training_seconds(run.path)
-        record = trainer.train_epoch(epoch, deadline, progress)
-        if context.is_main:
-            record.update(epoch_report(trainer.sampler, run, epoch, training, monitor))
-        return record
-
-    def budget_spent(epoch: int, record: dict) -> bool:
-        return (
-            training.time_budget is not None and training_seconds(run.path) >= training.time_budget
-        )
-
+    epochs = RunEpochs(trainer, run, monitor, progress)
     run_epochs(
         run,
         trainer.parts,
         training.epochs,
-        train_epoch,
+        epochs.train,
         torch_device,
         resume=resume,
-        stop_after=budget_spent,
+        stop_after=epochs.budget_spent,
         is_main_process=context.is_main,
     )
     barrier(context)
-    trainer.generator.eval()
     sampler = trainer.sampler
+    trainer.generator.eval()
     sampler.generator.eval()
     if training.inverter_steps > 0 and context.is_main:
         sampler.inverter = _fit_or_reuse_inverter(
@@ -469,6 +438,54 @@ def train_gan(
         )
     barrier(context)  # under torchrun the other ranks wait for rank 0's inverter
     return sampler
+
+
+def _configs_to_train(run: RunDir, gan_config, training, ae_run, resume: bool):
+    """(model, training, AE run) for a new run, or the saved ones for a resumed run."""
+    if run.exists() and not resume:
+        raise ZspaceError(f"{run.path} already holds a run; pass --resume or choose another --out")
+    if resume and run.exists():
+        gan_config, training = _resolve_resume(run, gan_config, training)
+        ae_run = ae_run or run.read_config().get("autoencoder", {}).get("source")
+    if gan_config is None:
+        raise ZspaceError("a new GAN run needs a model config (a GANConfig)")
+    training = training or GANTrainingConfig()
+    gan_config.validate()
+    training.validate(gan_config)
+    return gan_config, training, ae_run
+
+
+def _check_data(gan_config: GANConfig, training: GANTrainingConfig, prepared: GANData) -> None:
+    if gan_config.conditional and prepared.labels is None:
+        raise ZspaceError(f"{training.dataset} has no labels; a conditional GAN needs them")
+    if gan_config.data_dim != prepared.data.shape[1]:
+        raise ZspaceError(
+            f"the GAN config expects {gan_config.data_dim}-d data, got {prepared.data.shape[1]}"
+        )
+
+
+class RunEpochs:
+    """What `run_epochs` calls for a GAN run: one epoch with its report, and the time budget."""
+
+    def __init__(self, trainer: GANTrainer, run: RunDir, monitor, progress: bool):
+        self.trainer, self.run, self.monitor, self.progress = trainer, run, monitor, progress
+        self.budget = trainer.training.time_budget
+
+    def train(self, epoch: int) -> dict:
+        # With a time budget the epoch may end early, at the step that uses the budget up.
+        deadline = None
+        if self.budget is not None:
+            deadline = time.perf_counter() + self.budget - training_seconds(self.run.path)
+        record = self.trainer.train_epoch(epoch, deadline, self.progress)
+        if self.trainer.context.is_main:
+            report = epoch_report(
+                self.trainer.sampler, self.run, epoch, self.trainer.training, self.monitor
+            )
+            record.update(report)
+        return record
+
+    def budget_spent(self, epoch: int, record: dict) -> bool:
+        return self.budget is not None and training_seconds(self.run.path) >= self.budget
 
 
 def _write_run_config(run, kind, gan_config, training, prepared, ae_run) -> None:
