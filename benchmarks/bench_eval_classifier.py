@@ -2,7 +2,7 @@
 
     python benchmarks/bench_eval_classifier.py [--epochs 3] [--threads 2] [--json out.json]
 
-Target (issue 4): >= 99.2% test accuracy, trained on the training set only with a fixed
+Target: >= 99.2% test accuracy, trained on the training set only with a fixed
 schedule; training should take about 1-2 minutes on this 2-core machine. It trains into a
 fresh temporary cache folder (never the user's cache), so it always measures a full training.
 Run it alone on the machine: other busy processes distort the timing.

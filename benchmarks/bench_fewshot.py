@@ -22,11 +22,11 @@ import torch
 
 from zspace.data import load_dataset
 from zspace.fewshot.batched import HeadTraining
-from zspace.fewshot.beyond import StudyContext
+from zspace.fewshot.context import StudyContext
 from zspace.fewshot.draws import draw_many
 from zspace.fewshot.heads import DEFAULT_HEADS, parse_heads
 from zspace.fewshot.study import ENCODER, PIXELS, StudyConfig, head_accuracies, run_study
-from zspace.training.autoencoder import load_autoencoder
+from zspace.sampling.latent import load_autoencoder
 
 
 def bench_table(ae: str, draws: int, out: Path) -> dict:

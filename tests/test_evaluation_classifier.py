@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from zspace.cli.main import main
 from zspace.data import load_dataset
@@ -21,6 +22,8 @@ from zspace.evaluation.classifier import (
     random_shift,
 )
 from zspace.evaluation.sources import format_report
+from zspace.training.classifier import train_classifier
+from zspace.training.loop import one_cycle_lr, shuffled_batches
 
 QUICK = {"limit": 4000, "epochs": 2}
 
@@ -259,3 +262,64 @@ def test_inference_with_folded_batch_norms_matches_the_network(quick_classifier)
     assert torch.allclose(quick_classifier.features(images), expected_features, atol=1e-4)
     assert torch.allclose(quick_classifier.logits(images), expected_logits, atol=1e-4)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in quick_classifier._embed.modules())
+
+
+def _small_classifier(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 3)
+    )
+
+
+def _train_small_classifier(seed: int, inputs, targets, drop_last=False, seen=None):
+    """A small MLP with dropout trained by the shared classifier loop for 5 epochs; with a
+    list `seen`, records (batch before augmentation, learning rate) of every step."""
+    model = _small_classifier(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    noise = torch.Generator().manual_seed(seed + 1)
+
+    def jitter(batch):
+        if seen is not None:
+            seen.append((batch.clone(), optimizer.param_groups[0]["lr"]))
+        return batch + 0.05 * torch.randn(batch.shape, generator=noise)
+
+    losses = train_classifier(model, optimizer, inputs, targets, epochs=5, batch_size=32,
+                              learning_rate=0.02, seed=seed, transform=jitter,
+                              drop_last=drop_last)  # fmt: skip
+    return model, losses
+
+
+def test_classifier_loop_learns_and_repeats_with_the_seed():
+    """The shared training loop on random tensors (no MNIST): the loss falls, the same seed
+    gives the same weights, batches follow shuffled_batches and the rate one_cycle_lr."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(200, 8, generator=generator)
+    targets = inputs[:, :3].argmax(1)  # learnable: the largest of the first three features
+    seen = []
+    model, losses = _train_small_classifier(3, inputs, targets, seen=seen)
+    assert not model.training  # left in eval mode
+    with torch.no_grad():
+        before = F.cross_entropy(_small_classifier(3).eval()(inputs), targets).item()
+        after = F.cross_entropy(model(inputs), targets).item()
+        accuracy = (model(inputs).argmax(1) == targets).float().mean().item()
+    assert after < 0.5 * before and accuracy > 0.8
+    assert len(losses) == 5 and losses[-1] < losses[0]
+
+    # 200 items in batches of 32: 6 full batches and one of 8 per epoch, in the seeded order.
+    assert [len(batch) for batch, _ in seen[:7]] == [32] * 6 + [8] and len(seen) == 35
+    order = [i for epoch in range(1, 6) for i in shuffled_batches(200, 32, seed=3, epoch=epoch)]
+    assert all(torch.equal(batch, inputs[i]) for (batch, _), i in zip(seen, order, strict=True))
+    assert [lr for _, lr in seen] == [one_cycle_lr(step, 35, 0.02) for step in range(35)]
+
+    again, again_losses = _train_small_classifier(3, inputs, targets)
+    assert again_losses == losses
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key
+    other, _ = _train_small_classifier(4, inputs, targets)
+    assert not torch.equal(other[0].weight, model[0].weight)
+
+    # drop_last skips the ragged batch: 6 steps per epoch, so a shorter schedule.
+    seen = []
+    _train_small_classifier(3, inputs, targets, drop_last=True, seen=seen)
+    assert [len(batch) for batch, _ in seen] == [32] * 30
+    assert [lr for _, lr in seen] == [one_cycle_lr(step, 30, 0.02) for step in range(30)]

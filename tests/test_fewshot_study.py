@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
 from zspace.cli.main import main
-from zspace.fewshot.beyond import StudyContext
+from zspace.fewshot.context import StudyContext
+from zspace.fewshot.stats import mean_ci95
 from zspace.fewshot.study import StudyConfig, load_context, run_study
 
 
@@ -27,8 +29,12 @@ def test_fewshot_cli_smoke(small_ae_run, mnist_dir, tmp_path, capsys):
     for result in results:
         assert set(result) == {"method", "head", "labels", "mean", "ci95", "accuracies"}
         assert len(result["accuracies"]) == 3
-        low, high = result["ci95"]
-        assert low <= result["mean"] <= high and 0 <= low and high <= 1.5
+        # Accuracies are fractions of the 500 test images, summarised by mean_ci95 ...
+        for accuracy in result["accuracies"]:
+            assert 0 <= accuracy <= 1 and abs(500 * accuracy - round(500 * accuracy)) < 1e-3
+        assert [result["mean"], *result["ci95"]] == pytest.approx(mean_ci95(result["accuracies"]))
+        # ... and every head and method is far above chance (0.1), where a broken one would sit.
+        assert min(result["accuracies"]) > 0.3, result
     by_key = {(r["method"], r["head"], r["labels"]): r for r in results}
     assert by_key[("encoder+mlp", "(softmax,10)", 50)]["mean"] > 0.3  # far above chance
     assert by_key[("poisson-deskewed", "-", 50)]["mean"] > 0.6

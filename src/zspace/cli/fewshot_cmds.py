@@ -104,7 +104,8 @@ def register(subparsers) -> None:
 def run_fewshot(args) -> int:
     from zspace.fewshot.batched import HeadTraining
     from zspace.fewshot.beyond import BEYOND_METHODS
-    from zspace.fewshot.study import StudyConfig, run_study
+    from zspace.fewshot.heads import DEFAULT_HEADS
+    from zspace.fewshot.study import ENCODER, PIXELS, StudyConfig, run_study
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
@@ -121,8 +122,8 @@ def run_fewshot(args) -> int:
         per_class=args.per_class,
         draws=args.draws,
         seed=args.seed,
-        heads=args.heads or StudyConfig.__dataclass_fields__["heads"].default_factory(),
-        pipelines=[] if args.no_heads else ["pixels+mlp", "encoder+mlp"],
+        heads=args.heads or list(DEFAULT_HEADS),
+        pipelines=[] if args.no_heads else [PIXELS, ENCODER],
         finetune=args.finetune and not args.no_heads,
         methods=methods,
         head_training=training,

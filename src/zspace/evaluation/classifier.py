@@ -30,7 +30,7 @@ from zspace.data import load_dataset
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.models.images import to_float_images
-from zspace.training.loop import one_cycle_lr, progress_bar, set_learning_rate, shuffled_batches
+from zspace.training.classifier import train_classifier
 
 # Bump when the architecture or training recipe changes meaning, so old caches are not reused.
 RECIPE_VERSION = 1
@@ -268,26 +268,21 @@ def train_eval_classifier(
     images = to_float_images(dataset.train_images.to(torch_device))
     labels = dataset.train_labels.to(torch_device)
     shift_generator = torch.Generator().manual_seed(training.seed + 1)
-    steps_per_epoch = -(-len(images) // training.batch_size)
-    total_steps = steps_per_epoch * training.epochs
     started = time.perf_counter()
-    model.train()
-    step = 0
-    for epoch in range(1, training.epochs + 1):
-        batches = shuffled_batches(
-            len(images), training.batch_size, training.seed, epoch, torch_device
-        )
-        description = f"evaluation classifier {epoch}/{training.epochs}"
-        for indices in progress_bar(batches, steps_per_epoch, description, progress):
-            set_learning_rate(optimizer, one_cycle_lr(step, total_steps, training.learning_rate))
-            batch = random_shift(images[indices], training.max_shift, shift_generator)
-            loss = F.cross_entropy(model(batch), labels[indices])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
+    train_classifier(
+        model,
+        optimizer,
+        images,
+        labels,
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        learning_rate=training.learning_rate,
+        seed=training.seed,
+        transform=lambda batch: random_shift(batch, training.max_shift, shift_generator),
+        progress=progress,
+        description="evaluation classifier",
+    )
     seconds = time.perf_counter() - started
-    model.eval()
     classifier = EvalClassifier(model, {}, torch_device)
     info = {
         "train_seconds": round(seconds, 2),

@@ -7,7 +7,8 @@ the unlabelled training images (graph propagation, self-training).
     features   standardised pixel / code inputs
     graph      kNN graphs, label spreading, Poisson learning
     deskew     MNIST deskewing
-    beyond     methods that use the unlabelled images, and the shared study state
+    context    the shared study state: data, autoencoder, label-free artefacts built once
+    beyond     methods that use the unlabelled images
     hog        gradient histograms: the features of the best graph
     selftrain  CNN self-training on graph pseudo-labels (the saved classifier)
     finetune   encoder fine-tuning

@@ -6,8 +6,11 @@ import csv
 import io
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from zspace.checkpoint import atomic_write_json, atomic_write_text
 
+# The pipeline names of a study's results (zspace.fewshot.study trains them).
 PIXELS = "pixels+mlp"
 ENCODER = "encoder+mlp"
 FINETUNED = "finetuned-encoder+mlp"
@@ -159,25 +162,17 @@ def write_outputs(out: Path, summary: dict) -> list[Path]:
     return paths
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_heads(results: list[dict], path: Path) -> Path:
     """Mean accuracy with 95% CI bars per head and pipeline, at the largest label count studied
     with heads (and the methods beyond as horizontal lines)."""
-    plt = _pyplot()
     counts = sorted({r["labels"] for r in results})
     count = counts[len(counts) // 2] if 50 not in counts else 50
     cells = [r for r in results if r["labels"] == count]
     heads = list(dict.fromkeys(r["head"] for r in cells if r["head"] != "-"))
     methods = list(dict.fromkeys(r["method"] for r in cells if r["head"] != "-"))
-    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
+    # A bare Figure (no pyplot): no global backend switch, no figure registry to close.
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    axis = figure.subplots()
     width = 0.8 / max(1, len(methods))
     for m_index, method in enumerate(methods):
         xs, ys, errors = [], [], []
@@ -207,14 +202,13 @@ def plot_heads(results: list[dict], path: Path) -> Path:
     axis.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, format="png")
-    plt.close(figure)
     return path
 
 
 def plot_learning_curve(results: list[dict], path: Path) -> Path:
     """Accuracy against the number of labels, one line (with its CI band) per method and head."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 5), dpi=100)
+    figure = Figure(figsize=(8, 5), dpi=100)
+    axis = figure.subplots()
     series = list(dict.fromkeys((r["method"], r["head"]) for r in results))
     for method, head in series:
         points = sorted(
@@ -236,5 +230,4 @@ def plot_learning_curve(results: list[dict], path: Path) -> Path:
     axis.legend(fontsize=6, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, format="png")
-    plt.close(figure)
     return path

@@ -3,9 +3,9 @@ with augmentation.
 
 Poisson learning over the kNN graph of gradient histograms of the deskewed training images
 labels every training image from the few true labels (about 98.5% of them correctly at 5 labels
-per class). A CNN trained on
-those pseudo-labels, with random rotations, scalings and shifts, generalises past part of the
-graph's mistakes; it is then the classifier applied to the test images.
+per class). A CNN trained on those pseudo-labels, with random rotations, scalings and shifts,
+generalises past part of the graph's mistakes; it is then the classifier applied to the test
+images.
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
+from zspace.data import load_dataset
+from zspace.device import resolve_device
+from zspace.errors import ZspaceError
+from zspace.fewshot.classify import save_classifier
 from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig, random_affine
+from zspace.fewshot.context import StudyContext
+from zspace.fewshot.draws import draw_labelled
 from zspace.fewshot.graph import poisson_learning
-from zspace.training.loop import one_cycle_lr, set_learning_rate, shuffled_batches
+from zspace.runs import RunDir
+from zspace.training.classifier import train_classifier
 
 PSEUDO_LABEL_FEATURES = "hog-pca"
 # The saved classifier trains longer than the study's per-draw CNN: one model, trained once
@@ -37,7 +43,7 @@ class SelfTrainingConfig:
         return asdict(self)
 
 
-def pseudo_labels(context, labelled: torch.Tensor) -> torch.Tensor:
+def pseudo_labels(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
     """Labels for every training image from Poisson learning on the HOG graph;
     the labelled images keep their true labels."""
     labels = context.train_labels.to(context.device)[labelled]
@@ -53,30 +59,30 @@ def train_cnn(
     seed: int,
     config: SelfTrainingConfig | None = None,
     model_config: DigitCNNConfig | None = None,
+    progress: bool = False,
 ) -> DigitCNN:
     """Train a DigitCNN on (already deskewed when the config says so) float images
     (N, 1, 28, 28) and integer targets (N,), with random affine augmentation."""
     config = config or SelfTrainingConfig()
-    device = images.device
     torch.manual_seed(seed)
-    model = DigitCNN(model_config or DigitCNNConfig()).to(device).train()
+    model = DigitCNN(model_config or DigitCNNConfig()).to(images.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    steps_per_epoch = len(images) // config.batch_size
-    total = steps_per_epoch * config.epochs
-    step = 0
-    for epoch in range(1, config.epochs + 1):
-        for indices in shuffled_batches(len(images), config.batch_size, seed, epoch, device):
-            if len(indices) < config.batch_size:
-                continue  # a ragged last batch would weigh a few images heavily
-            set_learning_rate(optimizer, one_cycle_lr(step, total, config.learning_rate))
-            batch = random_affine(images[indices], generator)
-            loss = F.cross_entropy(model(batch), targets[indices])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-    return model.eval()
+    train_classifier(
+        model,
+        optimizer,
+        images,
+        targets,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=seed,
+        transform=lambda batch: random_affine(batch, generator),
+        drop_last=True,  # a ragged last batch would weigh a few images heavily
+        progress=progress,
+        description="self-training CNN",
+    )
+    return model
 
 
 @torch.no_grad()
@@ -87,16 +93,16 @@ def predict_logits(model: DigitCNN, images: torch.Tensor, batch_size: int = 2000
 
 
 def train_self_trained_cnn(
-    context, labelled: torch.Tensor, config: SelfTrainingConfig | None = None
+    context: StudyContext, labelled: torch.Tensor, config: SelfTrainingConfig | None = None
 ) -> DigitCNN:
     """The whole method for one labelled draw: pseudo-labels, then the CNN."""
     train_images, _ = context.cached("deskewed", context.deskewed)
     targets = pseudo_labels(context, labelled)
     seed = context.seed * 1_000_003 + int(labelled[0])
-    return train_cnn(train_images, targets, seed, config)
+    return train_cnn(train_images, targets, seed, config, progress=context.progress)
 
 
-def self_training_predict(context, labelled: torch.Tensor) -> torch.Tensor:
+def self_training_predict(context: StudyContext, labelled: torch.Tensor) -> torch.Tensor:
     """Test labels predicted by the self-trained CNN of this draw."""
     model = train_self_trained_cnn(context, labelled)
     _, test_images = context.cached("deskewed", context.deskewed)
@@ -115,14 +121,6 @@ def train_and_save_classifier(
 ) -> dict:
     """Draw `per_class` labels per class, self-train the CNN, save it as a classifier run;
     returns {"labels", "test_accuracy"} (the test set is only measured, never used)."""
-    from zspace.data import load_dataset
-    from zspace.device import resolve_device
-    from zspace.errors import ZspaceError
-    from zspace.fewshot.beyond import StudyContext
-    from zspace.fewshot.classify import save_classifier
-    from zspace.fewshot.draws import draw_labelled
-    from zspace.runs import RunDir
-
     if RunDir(out).exists():
         raise ZspaceError(f"{out} already holds a run; choose another --out")
     config = config or SelfTrainingConfig(epochs=CLASSIFIER_EPOCHS)

@@ -17,18 +17,15 @@ from zspace.data import load_dataset
 from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.fewshot.batched import HeadTraining, train_heads
-from zspace.fewshot.beyond import BEYOND_METHODS, StudyContext
+from zspace.fewshot.beyond import BEYOND_METHODS
+from zspace.fewshot.context import StudyContext
 from zspace.fewshot.draws import draw_many
 from zspace.fewshot.finetune import FinetuneTraining, finetune_accuracies
 from zspace.fewshot.heads import DEFAULT_HEADS, HeadSpec, parse_heads
-from zspace.fewshot.report import write_outputs
-from zspace.fewshot.stats import mean_ci95
+from zspace.fewshot.report import ENCODER, FINETUNED, PIXELS, write_outputs
+from zspace.fewshot.stats import mean_ci95, paired_difference
 from zspace.runs import AUTOENCODER, RunDir
 from zspace.sampling.latent import load_autoencoder
-
-PIXELS = "pixels+mlp"
-ENCODER = "encoder+mlp"
-FINETUNED = "finetuned-encoder+mlp"
 
 
 @dataclass
@@ -218,8 +215,6 @@ def _line(method: str, spec, labels: int, accuracies: list[float]) -> str:
 
 def paired_differences(results: list[dict], minuend: str = ENCODER, subtrahend: str = PIXELS):
     """Per (head, labels): mean and 95% CI of encoder - pixels accuracy over the shared draws."""
-    from zspace.fewshot.stats import paired_difference
-
     by_key = {(r["method"], r["head"], r["labels"]): r for r in results}
     differences = []
     for (method, head, labels), first in by_key.items():
