@@ -61,7 +61,7 @@ def quick_run(folder: Path, data_dir: str | None) -> Path:
     train_gan(
         gan,
         config_for_preset("wide", conditional=True),
-        GANTrainingConfig(limit=10_000, epochs=5, monitor_samples=0),
+        GANTrainingConfig.for_preset("wide", limit=10_000, epochs=5),
         ae_run=ae,
         data_dir=data_dir,
         device="cpu",

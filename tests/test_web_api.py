@@ -13,12 +13,13 @@ from PIL import Image
 
 fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
-from web_stand_ins import StandInClassifier, prepare_image_available  # noqa: E402, F401
+from web_stand_ins import StandInClassifier  # noqa: E402
 
-from zspace.web.app import create_app, find_classifier_run  # noqa: E402
+from zspace.runs import GMM_BASELINE  # noqa: E402
+from zspace.sampling.sampler import MAX_SEED  # noqa: E402
+from zspace.web.app import create_app  # noqa: E402
 from zspace.web.imaging import MAX_UPLOAD_BYTES  # noqa: E402
-
-MAX_SEED = 2**63 - 1
+from zspace.web.run_info import find_classifier_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -105,16 +106,6 @@ def test_generate_every_digit_gives_one_row_each(client):
     assert body["labels"] == [d for d in range(10) for _ in range(2)]
 
 
-def _library_overflows_on_large_seeds() -> bool:
-    from zspace.sampling.gan import noise_stream
-
-    try:
-        noise_stream(MAX_SEED, 9)
-    except (ValueError, OverflowError, RuntimeError):
-        return True
-    return False
-
-
 def test_largest_requests(client):
     assert client.get("/api/generate?digit=0&n=256&seed=12345").status_code == 200
     assert client.get("/api/generate?n=256&scale=1").status_code == 200
@@ -123,8 +114,6 @@ def test_largest_requests(client):
 
 
 def test_largest_seed(client):
-    if _library_overflows_on_large_seeds():
-        pytest.xfail("zspace.sampling.gan.noise_stream overflows for seeds above about 8e17")
     assert client.get(f"/api/generate?digit=0&n=2&seed={MAX_SEED}").status_code == 200
     response = client.get(f"/api/interpolate?from_digit=1&seed={MAX_SEED}&to_seed=0")
     assert response.status_code == 200
@@ -317,6 +306,7 @@ class SlowSampler:
 
     def __init__(self, sampler, delay: float):
         self.sampler, self.delay = sampler, delay
+        self.kind, self.has_noise = sampler.kind, sampler.has_noise
         self.conditional, self.autoencoder = sampler.conditional, sampler.autoencoder
 
     def sample_with_labels(self, **kwargs):
@@ -340,7 +330,7 @@ def test_unconditional_run(small_ae_run, mnist_dir, tmp_path, digit_png):
     sampler = train_gan(
         tmp_path / "gan",
         config_for_preset("reference", data_dim=64, conditional=False),
-        GANTrainingConfig(limit=500, epochs=1, monitor_samples=0, inverter_steps=0),
+        GANTrainingConfig.for_preset("reference", limit=500, epochs=1, inverter_steps=0),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",
@@ -356,13 +346,50 @@ def test_unconditional_run(small_ae_run, mnist_dir, tmp_path, digit_png):
         assert_error(restyle, 400, "conditional")
 
 
-def test_create_app_needs_a_gan_run(small_ae_run, tmp_path):
+def test_create_app_needs_a_sampler_run(small_ae_run, tmp_path):
     from zspace.errors import ZspaceError
 
-    with pytest.raises(ZspaceError, match="latent-gan"):
+    with pytest.raises(ZspaceError, match="autoencoder run, which cannot be served") as refused:
         create_app(small_ae_run)
+    assert "\n" not in str(refused.value) and "gmm-baseline" in str(refused.value)
     with pytest.raises(ZspaceError, match="does not exist"):
         create_app(tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def gmm_run(small_ae_run, mnist_dir, tmp_path_factory):
+    """A gmm-baseline run (two Gaussians per digit over 2,000 codes of `small_ae_run`)."""
+    from zspace.evaluation.gmm import fit_gmm_baseline
+
+    out = tmp_path_factory.mktemp("gmm") / "run"
+    fit_gmm_baseline(small_ae_run, out, components=2, data_dir=mnist_dir, limit=2000)
+    return out
+
+
+def test_a_gmm_baseline_run_is_served_without_noise_operations(gmm_run, digit_png):
+    """A sampler without noise: samples and code-space morphs work; noise-space operations
+    (noise paths, restyles) answer one line, without starting a restyle worker."""
+    app = create_app(gmm_run)
+    assert not app.state.lanes.restyles.in_processes
+    with TestClient(app) as gmm:
+        assert gmm.get("/api/info").json()["config"]["kind"] == GMM_BASELINE
+        grid = gmm.get("/api/generate?digit=4&n=9&seed=2&scale=1")
+        assert grid.status_code == 200 and png_size(grid.content) == (3 * 30 + 2, 3 * 30 + 2)
+        assert gmm.get("/api/generate?digit=4&n=9&seed=2&scale=1").content == grid.content
+        body = gmm.get("/api/generate?n=2&format=json").json()
+        assert body["labels"] == [d for d in range(10) for _ in range(2)]
+        morph = gmm.get("/api/interpolate?from_digit=1&to_digit=7&steps=5&space=ae&format=json")
+        assert morph.status_code == 200 and len(morph.json()["images"]) == 5
+        noise_path = gmm.get("/api/interpolate?from_digit=1&to_digit=7")
+        message = assert_error(noise_path, 400, "gmm-baseline", "no noise space", "space=ae")
+        assert "\n" not in message
+        files = {"image": ("d.png", digit_png, "image/png")}
+        for query in ("source_digit=7", "digit=3&source_digit=7&format=json"):
+            restyle = gmm.post(f"/api/restyle?{query}", files=files)
+            message = assert_error(restyle, 400, "gmm-baseline", "no noise space", "restyle")
+            assert "\n" not in message
+        # refused before the upload is read: even an empty one gets the same line
+        assert_error(gmm.post("/api/restyle", content=b""), 400, "no noise space")
 
 
 def test_with_a_saved_classifier_run(web_cgan_run, tmp_path, digit_png):

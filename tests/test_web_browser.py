@@ -28,7 +28,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
-from web_stand_ins import StandInClassifier, prepare_image_available  # noqa: E402, F401
+from web_stand_ins import StandInClassifier  # noqa: E402
 
 from zspace.web.app import create_app  # noqa: E402
 

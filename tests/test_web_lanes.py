@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
-from web_stand_ins import exit_worker, prepare_image_available, worker_pid  # noqa: E402, F401
+from web_stand_ins import exit_worker, worker_pid  # noqa: E402
 
 from zspace.web.app import create_app  # noqa: E402
 from zspace.web.lanes import RestyleLane  # noqa: E402

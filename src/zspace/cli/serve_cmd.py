@@ -1,8 +1,9 @@
-"""`zspace serve RUN`: the web page and API for a conditional latent GAN run."""
+"""`zspace serve RUN`: the web page and API for a sampler run (above all a conditional GAN)."""
 
 from __future__ import annotations
 
 import json
+import os
 
 from zspace.cli.common import positive_float, positive_int
 from zspace.errors import ZspaceError
@@ -10,7 +11,9 @@ from zspace.errors import ZspaceError
 
 def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="serve the digits page and API over HTTP")
-    serve.add_argument("run_dir", metavar="RUN", help="latent-gan run folder (conditional)")
+    serve.add_argument(
+        "run_dir", metavar="RUN", help="sampler run folder (latent-gan, pixel-gan or gmm-baseline)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
     serve.add_argument(
@@ -47,10 +50,11 @@ def register(subparsers) -> None:
 
 
 def run_serve(args) -> int:
+    # Imported here: the web extra is optional, and `zspace --help` stays light without it.
     try:
         import uvicorn
 
-        from zspace.web.app import create_app
+        from zspace.web.app import SETTINGS_VARIABLE, create_app
     except ImportError as error:
         raise ZspaceError(
             f"the web server needs the web extra ({error.name} is missing): "
@@ -68,20 +72,11 @@ def run_serve(args) -> int:
     }
     app = create_app(**settings)  # with several workers: only to report a bad run here, once
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    generator = app.state.service.generator
-    if generator.conditional and getattr(generator, "inverter", None) is None:
-        print(
-            "zspace serve: this run has no noise inverter, so restyles search with Adam alone "
-            f"(about 10 times slower); zspace fit-inverter {args.run_dir} fits one"
-        )
+    _note_slow_restyles(app.state.service, args.run_dir)
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     del app
-    import os
-
-    from zspace.web.app import SETTINGS_VARIABLE
-
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     uvicorn.run(
         "zspace.web.app:app_from_environment",
@@ -92,3 +87,12 @@ def run_serve(args) -> int:
         log_level="warning",
     )
     return 0
+
+
+def _note_slow_restyles(service, run_dir) -> None:
+    """Say so when restyles apply but the run has no noise inverter to make them fast."""
+    if service.can_restyle and getattr(service.generator, "inverter", None) is None:
+        print(
+            "zspace serve: this run has no noise inverter, so restyles search with Adam alone "
+            f"(about 10 times slower); zspace fit-inverter {run_dir} fits one"
+        )

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from zspace.errors import ZspaceError
+from zspace.fewshot.classify import prepare_image
 from zspace.figures import grid_image
 from zspace.models.images import to_uint8_images
 
@@ -85,14 +86,6 @@ def open_upload(data: bytes) -> Image.Image:
 
 def prepare_upload(data: bytes) -> tuple[torch.Tensor, bool]:
     """Upload bytes -> (uint8 (28, 28) MNIST-style digit, whether colours were inverted)."""
-    try:
-        from zspace.fewshot.classify import prepare_image
-    except ImportError:
-        from zspace.web.service import ServiceUnavailable
-
-        raise ServiceUnavailable(
-            "reading uploads needs zspace.fewshot.classify.prepare_image, which is missing"
-        ) from None
     picture = open_upload(data)
     try:
         array, inverted = prepare_image(picture)

@@ -1,7 +1,9 @@
 """What the web API computes, as plain synchronous functions over the loaded models.
 
-The FastAPI layer (app.py) validates requests and runs these methods on a worker thread; they
-take and return tensors and plain values, so they can be tested and reused without HTTP.
+The FastAPI layer (app.py) validates requests and runs these methods in a lane (lanes.py); they
+take and return tensors and plain values, so they can be tested and reused without HTTP. The
+generator is any Sampler (zspace.sampling.sampler); noise-space operations (noise paths,
+restyles) need one with noise, and answer one line for one without (a gmm-baseline run).
 """
 
 from __future__ import annotations
@@ -15,16 +17,23 @@ from zspace.models.images import to_float_images
 from zspace.sampling.interpolation import slerp
 from zspace.sampling.inversion import invert
 from zspace.sampling.latent import decode_codes, encode_images
+from zspace.sampling.sampler import NUM_DIGITS, refuse_without_noise
 
-NUM_DIGITS = 10
 # For a run without a fitted inverter: Adam steps and random starts when fitting noise to an
 # upload (about 50 ms on one core; with an inverter, about 5 ms and a closer match).
 RESTYLE_STEPS = 100
 RESTYLE_RESTARTS = 8
+RESTYLE_ACTION = "restyle an upload"
 
 
 class ServiceUnavailable(ZspaceError):
     """The request is valid but the server was started without the model it needs."""
+
+
+def one_torch_thread() -> None:
+    """Run in each inference thread or worker: its torch ops use one core. Requests run side by
+    side instead; splitting a forward pass this small across cores costs more than it saves."""
+    torch.set_num_threads(1)
 
 
 def _one_hot(digit: int) -> torch.Tensor:
@@ -38,7 +47,7 @@ class Classification:
 
 
 class DigitService:
-    """A generator (conditional or not) and an optional classifier, ready to answer requests."""
+    """A sampler (conditional or not) and an optional classifier, ready to answer requests."""
 
     def __init__(self, generator, classifier=None):
         self.generator = generator
@@ -47,6 +56,15 @@ class DigitService:
     @property
     def conditional(self) -> bool:
         return bool(self.generator.conditional)
+
+    @property
+    def can_restyle(self) -> bool:
+        """Whether restyles apply: a conditional sampler with noise."""
+        return self.conditional and bool(self.generator.has_noise)
+
+    def require_noise(self, action: str) -> None:
+        """One line (ZspaceError) when the sampler has no noise space to `action` in."""
+        refuse_without_noise(self.generator, action)
 
     def generate(
         self, digit: int | None, n: int, seed: int
@@ -73,26 +91,44 @@ class DigitService:
         The noise for a seed does not depend on the digit, so a path between two digits at one
         seed keeps one handwriting style. "gan" walks the generator's inputs (noise along a
         great circle, the one-hot label linearly, the way the conditional GAN was fed);
-        "ae" generates both ends and walks the straight line between their autoencoder codes.
+        "ae" takes both ends' codes and walks the straight line between them.
         """
+        self._check_interpolation(from_digit, to_digit, space)
+        digits = (from_digit, from_digit if to_digit is None else to_digit)
+        if space == "gan":
+            return self._noise_path(digits, (seed, to_seed), steps)
+        start, end = self._end_codes(digits, (seed, to_seed))
+        fractions = torch.linspace(0, 1, steps).unsqueeze(1)  # (steps, 1)
+        return self._images_from_codes((1 - fractions) * start + fractions * end)
+
+    def _check_interpolation(self, from_digit: int | None, to_digit: int | None, space: str):
         self._check_digits(from_digit, to_digit)
         if self.conditional and from_digit is None:
             raise ZspaceError("from_digit is required: this run is a conditional GAN")
+        if space == "gan":
+            self.require_noise("interpolate with space=gan; use space=ae")
         if space == "ae" and self.generator.autoencoder is None:
             raise ZspaceError("space=ae needs a latent GAN run (this one has no autoencoder)")
-        to_digit = from_digit if to_digit is None else to_digit
-        noise_ends = self.generator.noise(1, seed)[0], self.generator.noise(1, to_seed)[0]
-        fractions = torch.linspace(0, 1, steps).unsqueeze(1)  # (steps, 1)
-        if space == "gan":
-            noise = slerp(noise_ends[0], noise_ends[1], steps)
-            labels = None
-            if self.conditional:
-                labels = (1 - fractions) * _one_hot(from_digit) + fractions * _one_hot(to_digit)
-            return self._images_from_codes(self.generator.generate_codes(noise, labels))
-        noise = torch.stack(noise_ends)
-        labels = torch.tensor([from_digit, to_digit]) if self.conditional else None
-        start, end = self.generator.generate_codes(noise, labels)
-        return self._images_from_codes((1 - fractions) * start + fractions * end)
+
+    def _noise_path(self, digits: tuple, seeds: tuple, steps: int) -> torch.Tensor:
+        """Noise along the great circle between the seeds' noise, labels along a line."""
+        start, end = (self.generator.noise(1, seed)[0] for seed in seeds)
+        labels = None
+        if self.conditional:
+            fractions = torch.linspace(0, 1, steps).unsqueeze(1)  # (steps, 1)
+            labels = (1 - fractions) * _one_hot(digits[0]) + fractions * _one_hot(digits[1])
+        codes = self.generator.generate_codes(slerp(start, end, steps), labels)
+        return self._images_from_codes(codes)
+
+    def _end_codes(self, digits: tuple, seeds: tuple) -> torch.Tensor:
+        """The two ends' codes (2, data_dim): a seed's noise given each end's label, or (for a
+        sampler without noise) the sampler's draw for (digit, seed)."""
+        if not self.generator.has_noise:
+            pairs = zip(digits, seeds)
+            return torch.cat([self.generator.sample_codes(d, 1, s)[0] for d, s in pairs])
+        noise = torch.cat([self.generator.noise(1, seed) for seed in seeds])
+        labels = torch.tensor(digits) if self.conditional else None
+        return self.generator.generate_codes(noise, labels)
 
     def _images_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         if self.generator.autoencoder is None:  # a pixel-space GAN outputs the pixels
@@ -121,6 +157,7 @@ class DigitService:
     ) -> tuple[int, Classification | None]:
         """The digit an upload to restyle shows: (`source_digit`, None) if given, else the
         classifier's (digit, classification). Raises if this run cannot restyle at all."""
+        self.require_noise(RESTYLE_ACTION)
         if not self.conditional:
             raise ZspaceError("restyling needs a conditional GAN run; this one is unconditional")
         if source_digit is not None:
@@ -147,22 +184,7 @@ class DigitService:
         source digit in that style, the source digit and where it came from.
         """
         source_digit, classification = self.restyle_source(image, source_digit)
-        # The style of a conditional GAN's sample lives in its noise: find the noise whose
-        # generation of the source digit lands nearest the upload's code, then give that
-        # noise the other labels.
-        image = to_float_images(image.reshape(1, 28, 28))
-        if self.generator.autoencoder is not None:
-            target = encode_images(self.generator.autoencoder, image)
-        else:
-            target = image.reshape(1, -1)
-        noise, error = invert(
-            self.generator,
-            target,
-            torch.tensor([source_digit]),
-            steps=RESTYLE_STEPS,
-            restarts=RESTYLE_RESTARTS,
-            seed=seed,
-        )
+        noise, error = self._style_noise(image, source_digit, seed)
         wanted = [*digits, source_digit]
         codes = self.generator.generate_codes(
             noise.repeat(len(wanted), 1), torch.tensor(wanted, dtype=torch.int64)
@@ -176,3 +198,20 @@ class DigitService:
             "classification": classification,
             "code_error": float(error[0]),
         }
+
+    def _style_noise(self, image: torch.Tensor, digit: int, seed: int):
+        """(noise (1, noise_dim), error (1,)): the noise whose drawing of `digit` lands nearest
+        the image's code; a conditional GAN's style lives in its noise."""
+        image = to_float_images(image.reshape(1, 28, 28))
+        if self.generator.autoencoder is not None:
+            target = encode_images(self.generator.autoencoder, image)
+        else:
+            target = image.reshape(1, -1)
+        return invert(
+            self.generator,
+            target,
+            torch.tensor([digit]),
+            steps=RESTYLE_STEPS,
+            restarts=RESTYLE_RESTARTS,
+            seed=seed,
+        )
