@@ -46,7 +46,7 @@ def _write_run(folder, kind):
 def test_load_refuses_a_study_and_load_sampler_a_non_sampler(tmp_path):
     with pytest.raises(RunError, match="has no model"):
         zspace.load(_write_run(tmp_path / "study", "study"))
-    with pytest.raises(RunError, match="autoencoder run, which cannot sample"):
+    with pytest.raises(RunError, match="kind autoencoder, which cannot sample"):
         load_sampler(_write_run(tmp_path / "ae", "autoencoder"))
     with pytest.raises(RunError, match="unknown run kind"):
         zspace.load(_write_run(tmp_path / "odd", "diffusion"))

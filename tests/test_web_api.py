@@ -349,7 +349,7 @@ def test_unconditional_run(small_ae_run, mnist_dir, tmp_path, digit_png):
 def test_create_app_needs_a_sampler_run(small_ae_run, tmp_path):
     from zspace.errors import ZspaceError
 
-    with pytest.raises(ZspaceError, match="autoencoder run, which cannot be served") as refused:
+    with pytest.raises(ZspaceError, match="kind autoencoder, which cannot be served") as refused:
         create_app(small_ae_run)
     assert "\n" not in str(refused.value) and "gmm-baseline" in str(refused.value)
     with pytest.raises(ZspaceError, match="does not exist"):

@@ -75,7 +75,7 @@ class DigitService:
     def _check_digits(self, *digits: int | None) -> None:
         given = [d for d in digits if d is not None]
         if given and not self.conditional:
-            raise ZspaceError("this run is an unconditional GAN; it cannot be asked for a digit")
+            raise ZspaceError("this run is unconditional; it cannot be asked for a digit")
 
     def interpolate(
         self,
@@ -104,11 +104,11 @@ class DigitService:
     def _check_interpolation(self, from_digit: int | None, to_digit: int | None, space: str):
         self._check_digits(from_digit, to_digit)
         if self.conditional and from_digit is None:
-            raise ZspaceError("from_digit is required: this run is a conditional GAN")
+            raise ZspaceError("from_digit is required: this run is conditional")
         if space == "gan":
             self.require_noise("interpolate with space=gan; use space=ae")
         if space == "ae" and self.generator.autoencoder is None:
-            raise ZspaceError("space=ae needs a latent GAN run (this one has no autoencoder)")
+            raise ZspaceError("space=ae needs a latent-space run (this one has no autoencoder)")
 
     def _noise_path(self, digits: tuple, seeds: tuple, steps: int) -> torch.Tensor:
         """Noise along the great circle between the seeds' noise, labels along a line."""
@@ -159,7 +159,7 @@ class DigitService:
         classifier's (digit, classification). Raises if this run cannot restyle at all."""
         self.require_noise(RESTYLE_ACTION)
         if not self.conditional:
-            raise ZspaceError("restyling needs a conditional GAN run; this one is unconditional")
+            raise ZspaceError("restyling needs a conditional run; this one is unconditional")
         if source_digit is not None:
             return source_digit, None
         if self.classifier is None:
