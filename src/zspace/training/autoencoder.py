@@ -159,66 +159,73 @@ def train_autoencoder(
         run.write_config(
             AUTOENCODER, {"model": model_config.to_dict(), "training": asdict(training)}
         )
-
-    torch.manual_seed(training.seed)  # same initial weights on every rank
-    model = Autoencoder(model_config).to(torch_device)
-    trainable = wrap_for_training(model, context)
-    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
-    # Hold the training images on the device once as floats and batch by index.
-    train_images = to_float_images(dataset.train_images.to(torch_device))
-    test_images = dataset.test_images
-    steps_per_epoch = -(-len(train_images) // training.batch_size)
-    total_steps = steps_per_epoch * training.epochs
-
-    def train_epoch(epoch: int) -> dict:
-        model.train()
-        loss_sum, count = 0.0, 0
-        batches = shuffled_batches(
-            len(train_images),
-            training.batch_size,
-            training.seed,
-            epoch,
-            torch_device,
-            min_batch=context.world_size,
-        )
-        bar = progress_bar(
-            batches,
-            steps_per_epoch,
-            f"epoch {epoch}/{training.epochs}",
-            progress and context.is_main,
-        )
-        for step_in_epoch, indices in enumerate(bar):
-            step = (epoch - 1) * steps_per_epoch + step_in_epoch
-            set_learning_rate(optimizer, one_cycle_lr(step, total_steps, training.learning_rate))
-            images = train_images[shard_of_batch(indices, context)]
-            loss = reconstruction_loss(trainable(images), images, training.loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(images)
-            count += len(images)
-            if step_in_epoch % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        return {
-            "train_loss": all_reduce_mean(loss_sum / count, context, torch_device),
-            "test_mse": reconstruction_mse(model, test_images),
-        }
-
-    parts = TrainingParts(modules={"model": model}, optimizers={"adam": optimizer})
+    trainer = AutoencoderTrainer(model_config, training, dataset, torch_device, context, progress)
     metrics = run_epochs(
         run,
-        parts,
+        trainer.parts,
         training.epochs,
-        train_epoch,
+        trainer.train_epoch,
         torch_device,
         resume=resume,
         is_main_process=context.is_main,
     )
     if context.is_main:
-        write_autoencoder_figures(run, model, test_images, metrics)
+        write_autoencoder_figures(run, trainer.model, dataset.test_images, metrics)
     barrier(context)
-    model.eval()
-    return model
+    trainer.model.eval()
+    return trainer.model
+
+
+class AutoencoderTrainer:
+    """The model, optimiser and in-memory images of one autoencoder run, and its epoch."""
+
+    def __init__(self, model_config, training, dataset, device, context, progress: bool):
+        self.training, self.device, self.context = training, device, context
+        self.progress = progress and context.is_main
+        torch.manual_seed(training.seed)  # same initial weights on every rank
+        self.model = Autoencoder(model_config).to(device)
+        self.trainable = wrap_for_training(self.model, context)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training.learning_rate)
+        # Hold the training images on the device once as floats and batch by index.
+        self.train_images = to_float_images(dataset.train_images.to(device))
+        self.test_images = dataset.test_images
+        self.steps_per_epoch = -(-len(self.train_images) // training.batch_size)
+        self.parts = TrainingParts(
+            modules={"model": self.model}, optimizers={"adam": self.optimizer}
+        )
+
+    def train_epoch(self, epoch: int) -> dict:
+        training, context = self.training, self.context
+        total_steps = self.steps_per_epoch * training.epochs
+        self.model.train()
+        loss_sum, count = 0.0, 0
+        batches = shuffled_batches(
+            len(self.train_images),
+            training.batch_size,
+            training.seed,
+            epoch,
+            self.device,
+            min_batch=context.world_size,
+        )
+        description = f"epoch {epoch}/{training.epochs}"
+        bar = progress_bar(batches, self.steps_per_epoch, description, self.progress)
+        for step_in_epoch, indices in enumerate(bar):
+            step = (epoch - 1) * self.steps_per_epoch + step_in_epoch
+            rate = one_cycle_lr(step, total_steps, training.learning_rate)
+            set_learning_rate(self.optimizer, rate)
+            images = self.train_images[shard_of_batch(indices, context)]
+            loss = reconstruction_loss(self.trainable(images), images, training.loss)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.item() * len(images)
+            count += len(images)
+            if step_in_epoch % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        return {
+            "train_loss": all_reduce_mean(loss_sum / count, context, self.device),
+            "test_mse": reconstruction_mse(self.model, self.test_images),
+        }
 
 
 def write_autoencoder_figures(run: RunDir, model: Autoencoder, test_images, metrics) -> None:
