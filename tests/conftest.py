@@ -1,12 +1,14 @@
-"""Shared test fixtures: where the offline MNIST copy lives, and a writer for small IDX files."""
+"""Shared test fixtures: where MNIST lives (the CLI's own look-up), and a writer for small IDX
+files."""
 
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
+
+from zspace.data import resolve_data_dir
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -16,22 +18,22 @@ MNIST_FILES = (
 )
 
 
-def _shared_data_dir() -> Path:
-    """$ZSPACE_TEST_DATA if set, else the project's shared data folder next to the checkout."""
-    override = os.environ.get("ZSPACE_TEST_DATA")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The data folder that holds ``mnist/`` with the four MNIST files (pass it as `data_dir`).
-    Read-only: copy files to tmp_path before changing them. Skips the test if MNIST is absent."""
-    root = _shared_data_dir()
+    """The data folder that holds ``mnist/`` with the four MNIST files (pass it as `data_dir`):
+    where the CLI looks too, ``$ZSPACE_DATA`` else ``~/.cache/zspace``. Read-only: copy files to
+    tmp_path before changing them.
+
+    Without MNIST the test fails with one line that says how to get it, never skips: a run
+    that silently skipped every MNIST test would look green."""
+    root = resolve_data_dir()
     missing = [name for name in MNIST_FILES if not (root / "mnist" / name).is_file()]
     if missing:
-        pytest.skip(f"MNIST files not found in {root / 'mnist'} (set ZSPACE_TEST_DATA)")
+        pytest.fail(
+            f"MNIST is not in {root / 'mnist'}: run `zspace data --fetch mnist` once, or set "
+            "ZSPACE_DATA to a folder that holds mnist/",
+            pytrace=False,
+        )
     return root
 
 
@@ -85,7 +87,9 @@ def web_cgan_run(small_ae_run, mnist_dir, tmp_path_factory) -> Path:
     train_gan(
         out,
         config_for_preset("reference", data_dim=64, conditional=True),
-        GANTrainingConfig(limit=3000, epochs=2, seed=0, monitor_samples=0, inverter_steps=100),
+        GANTrainingConfig.for_preset(
+            "reference", limit=3000, epochs=2, seed=0, monitor_samples=0, inverter_steps=100
+        ),
         ae_run=small_ae_run,
         data_dir=mnist_dir,
         device="cpu",

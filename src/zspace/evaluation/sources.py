@@ -12,6 +12,7 @@ evaluating the `.npz` that `zspace sample` writes for it give the same figures.
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -146,50 +147,37 @@ def evaluate_source(
     if per_digit < 1:
         raise ZspaceError(f"-n must be at least 1, got {per_digit}")
     source = Path(source)
-    sampler, autoencoder = None, None
-    if source.suffix == ".npz" and not source.is_dir():
-        kind = "samples"
-        images, labels = load_samples_npz(source)
-        dataset = dataset or "mnist"
-    else:
-        config = RunDir(source).read_config()
-        kind = config["kind"]
-        dataset = dataset or run_dataset_name(config)
-        if kind == AUTOENCODER:
-            autoencoder = load_autoencoder(source, device)
-        else:
-            sampler = load_sampler(source, device, action="be evaluated")
-            autoencoder = sampler.autoencoder
+    opened = _open_source(source, dataset, device)
+    kind, dataset, autoencoder = opened.kind, opened.dataset, opened.autoencoder
     if ae_run is not None:
         autoencoder = load_autoencoder(ae_run, device)
-
     data = load_dataset(dataset, data_dir=data_dir)
     if data.test_labels is None:
         raise ZspaceError(f"{dataset} has no test labels; evaluation needs a labelled test split")
     if classifier is None:
+        options = classifier_options or {}
         classifier = load_eval_classifier(
-            dataset,
-            data_dir=data_dir,
-            device=device,
-            progress=progress,
-            **(classifier_options or {}),
+            dataset, data_dir=data_dir, device=device, progress=progress, **options
         )
     reference = reference_stats(data.test_images, classifier)
 
-    if kind == AUTOENCODER:
+    def judge(images, labels) -> dict:
+        return evaluate_images(images, classifier, requested_labels=labels, reference=reference)
+
+    if kind == "samples":
+        images, labels = opened.images, opened.labels
+    elif kind == AUTOENCODER:
         images, labels = reconstruct_test_set(autoencoder, data.test_images), data.test_labels
-    elif sampler is not None:
-        images, labels = draw_samples(sampler, per_digit, seed)
-    samples = evaluate_images(images, classifier, requested_labels=labels, reference=reference)
+    else:
+        images, labels = draw_samples(opened.sampler, per_digit, seed)
+    samples = judge(images, labels)
     ceiling_report = None
     if ceiling and autoencoder is not None:
-        if kind == AUTOENCODER:
-            ceiling_report = samples
-        else:
-            reconstructions = reconstruct_test_set(autoencoder, data.test_images)
-            ceiling_report = evaluate_images(
-                reconstructions, classifier, requested_labels=data.test_labels, reference=reference
-            )
+        ceiling_report = (
+            samples
+            if kind == AUTOENCODER
+            else judge(reconstruct_test_set(autoencoder, data.test_images), data.test_labels)
+        )
     return {
         "source": str(source),
         "kind": kind,
@@ -201,6 +189,30 @@ def evaluate_source(
         "samples": samples,
         "ceiling": ceiling_report,
     }
+
+
+@dataclass
+class _Source:
+    """What is evaluated: samples from an `.npz`, an autoencoder, or a sampler run."""
+
+    kind: str
+    dataset: str
+    sampler: object | None = None
+    autoencoder: object | None = None
+    images: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+
+def _open_source(source: Path, dataset: str | None, device) -> _Source:
+    if source.suffix == ".npz" and not source.is_dir():
+        images, labels = load_samples_npz(source)
+        return _Source("samples", dataset or "mnist", images=images, labels=labels)
+    config = RunDir(source).read_config()
+    dataset = dataset or run_dataset_name(config)
+    if config["kind"] == AUTOENCODER:
+        return _Source(AUTOENCODER, dataset, autoencoder=load_autoencoder(source, device))
+    sampler = load_sampler(source, device, action="be evaluated")
+    return _Source(config["kind"], dataset, sampler, sampler.autoencoder)
 
 
 def _cell(value) -> str:
