@@ -1,4 +1,4 @@
-"""The whole study's targets (issue 5): wall clock and peak memory of `zspace run`.
+"""The whole study's targets: wall clock and peak memory of `zspace run`.
 
     python benchmarks/bench_study.py [--quick] [--out runs/bench_study] [--json out.json]
 

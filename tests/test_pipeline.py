@@ -11,6 +11,7 @@ from PIL import Image
 from zspace.cli.main import main
 from zspace.errors import ZspaceError
 from zspace.pipeline.config import config_to_toml, load_study_config
+from zspace.pipeline.runner import study_stages
 
 # Smaller than --quick: the point here is that every stage runs and the report is whole.
 TINY = """
@@ -69,15 +70,23 @@ def _summaries(run_dir):
     result = {}
     for path in sorted((run_dir / "stages").glob("*.json")):
         summary = json.loads(path.read_text())["summary"]
-        result[path.stem] = json.loads(
-            json.dumps(summary),
-            object_hook=lambda d: {
-                k: v
-                for k, v in d.items()
-                if "seconds" not in k and "per_s" not in k and k != "time_budget"
-            },
-        )
+        result[path.stem] = json.loads(json.dumps(summary), object_hook=_without_timings)
     return result
+
+
+def _without_timings(value: dict) -> dict:
+    """A JSON object without its timing keys, and a table without its timing columns."""
+    kept = {
+        k: v
+        for k, v in value.items()
+        if "seconds" not in k and "per_s" not in k and k != "time_budget"
+    }
+    headers = kept.get("headers")
+    if isinstance(headers, list) and "rows" in kept:
+        columns = [i for i, header in enumerate(headers) if not header.startswith("time")]
+        kept["headers"] = [headers[i] for i in columns]
+        kept["rows"] = [[row[i] for i in columns] for row in kept["rows"]]
+    return kept
 
 
 def test_defaults_reproduce_the_reference_study():
@@ -85,6 +94,30 @@ def test_defaults_reproduce_the_reference_study():
     assert config.fewshot.labels == 50 and config.fewshot.draws == 20
     assert config.fewshot.heads[0] == "(softmax,10)" and len(config.fewshot.heads) == 5
     assert "reference" in config.gan.presets and "default" in config.gan.presets
+
+
+def test_stages_come_in_order_after_what_they_read():
+    stages = study_stages(load_study_config())
+    assert [stage.name for stage in stages] == [
+        "autoencoder",
+        "eval-classifier",
+        "latent-map",
+        "ae-presets",
+        "fewshot",
+        "gan-reference",
+        "cgan-reference",
+        "gan-default",
+        "cgan-default",
+        "gmm-baseline",
+        "pixel-cgan",
+        "interpolation",
+        "evaluation",
+    ]
+    for index, stage in enumerate(stages):
+        assert set(stage.depends_on) <= {earlier.name for earlier in stages[:index]}
+    no_comparison = load_study_config()
+    no_comparison.presets.names = []
+    assert "ae-presets" not in [stage.name for stage in study_stages(no_comparison)]
 
 
 def test_print_config_round_trips(tmp_path, capsys):

@@ -6,6 +6,8 @@ import json
 
 from zspace.cli.common import add_data_arguments
 
+# The commands import zspace.pipeline (torch and all) when run, so that `zspace --help` stays light.
+
 
 def register(subparsers) -> None:
     run = subparsers.add_parser("run", help="the whole study in one command, with a report")

@@ -14,79 +14,89 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zspace.data.registry import DEFAULT_DATASET
 from zspace.errors import ZspaceError
-from zspace.pipeline.presets_comparison import DEFAULT_PRESETS
+from zspace.fewshot.beyond import BEYOND_METHODS
+from zspace.fewshot.heads import DEFAULT_HEADS, parse_heads
+from zspace.fewshot.report import REFERENCE_LABELS
+from zspace.fewshot.study import StudyConfig as FewshotConfig
+from zspace.models.encoders import AutoencoderConfig
+from zspace.models.presets import DEFAULT_AE_PRESET, preset_names
+from zspace.pipeline.presets_comparison import DEFAULT_PRESETS, REFERENCE_HEAD, ComparisonSettings
+from zspace.training.autoencoder import AETrainingConfig
+from zspace.training.gan import GANTrainingConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-REFERENCE_HEADS = [
-    "(softmax,10)",
-    "(relu,32)->(softmax,10)",
-    "(sigmoid,32)->(softmax,10)",
-    "(sigmoid,64)->(softmax,10)",
-    "(sigmoid,64)->(sigmoid,64)->(softmax,10)",
-]
+# The study's name for zspace's best GAN preset (zspace.models.presets.DEFAULT_GAN_PRESET).
+DEFAULT_GAN = "default"
+
+# A setting that the library has too takes the library's default (a class attribute of its
+# config dataclass), so that each default is written once.
 
 
 @dataclass
 class DataSettings:
-    dataset: str = "mnist"
+    dataset: str = DEFAULT_DATASET
     limit: int | None = None  # use only the first N training images
 
 
 @dataclass
 class AutoencoderSettings:
-    preset: str = "conv"
-    latent_dim: int = 64
-    epochs: int = 5
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    loss: str = "bce"
+    """The architecture preset, and the settings of AETrainingConfig that the study exposes."""
+
+    preset: str = DEFAULT_AE_PRESET
+    latent_dim: int = AutoencoderConfig.latent_dim
+    epochs: int = AETrainingConfig.epochs
+    batch_size: int = AETrainingConfig.batch_size
+    learning_rate: float = AETrainingConfig.learning_rate
+    loss: str = AETrainingConfig.loss
 
 
 @dataclass
 class PresetComparisonSettings:
-    """Autoencoder presets side by side, each trained for the same epochs (issue 8)."""
+    """Autoencoder presets side by side, each trained for the same epochs."""
 
     # An empty list skips the comparison.
     names: list[str] = field(default_factory=lambda: list(DEFAULT_PRESETS))
     # One epoch on half the training images keeps the default run within its 8 minutes; the
     # transformers are far from converged at that budget (see the README for 3 full epochs).
-    epochs: int = 1
+    epochs: int = ComparisonSettings.epochs
     limit: int | None = 30_000  # first N training images (None: the study's data.limit)
-    draws: int = 20  # few-shot draws of encoder+MLP per preset (0: no few-shot column)
+    # Few-shot draws of encoder+MLP per preset (0: no few-shot column).
+    draws: int = ComparisonSettings.draws
 
 
 @dataclass
 class FewshotSettings:
-    labels: int = 50
-    draws: int = 20
-    heads: list[str] = field(default_factory=lambda: list(REFERENCE_HEADS))
+    labels: int = REFERENCE_LABELS
+    draws: int = FewshotConfig.draws
+    heads: list[str] = field(default_factory=lambda: list(DEFAULT_HEADS))
     # Methods that also use the unlabelled training images (zspace fewshot --methods).
     methods: list[str] = field(
         default_factory=lambda: ["knn-codes", "poisson-codes", "poisson-hog"]
     )
     label_sweep: list[int] = field(default_factory=lambda: [10, 20, 50, 100, 500, 1000])
     sweep_draws: int = 5
-    sweep_head: str = "(sigmoid,64)->(softmax,10)"
+    sweep_head: str = REFERENCE_HEAD
     sweep_methods: list[str] = field(default_factory=lambda: ["poisson-codes"])
     test_limit: int | None = None  # classify only the first N test images (quick runs)
 
 
 @dataclass
 class GANSettings:
-    presets: list[str] = field(default_factory=lambda: ["reference", "default"])
-    epochs: int = 20
+    presets: list[str] = field(default_factory=lambda: ["reference", DEFAULT_GAN])
+    epochs: int = GANTrainingConfig.epochs
     # The reference presets collapse within their first epoch (zspace.models.gan, measured at
     # 1 to 20 epochs), so they get fewer epochs by default; None: the same `epochs` as the rest.
     reference_epochs: int | None = 10
     batch_size: int | None = None  # None: each preset's own batch size
     # Noise-inverter steps for the default conditional GAN, the run to serve (fast restyles;
     # zspace.sampling.inversion); 0: none. The other GANs get none (their interpolations are few).
-    inverter_steps: int = 500
+    inverter_steps: int = GANTrainingConfig.inverter_steps
 
 
 @dataclass
@@ -197,6 +207,14 @@ def _apply(target, values: dict, prefix: str = "") -> None:
 
 
 def _validate(config: StudyConfig) -> None:
+    """Raise one ZspaceError for the first setting out of range or unknown."""
+    _check_counts(config)
+    _check_optional_counts(config)
+    _check_ranges(config)
+    _check_names(config)
+
+
+def _check_counts(config: StudyConfig) -> None:
     positive = {
         "autoencoder.epochs": config.autoencoder.epochs,
         "autoencoder.latent_dim": config.autoencoder.latent_dim,
@@ -216,6 +234,10 @@ def _validate(config: StudyConfig) -> None:
             raise ZspaceError(f"{path} must be at least 1, got {value}")
     if config.seed < 0:
         raise ZspaceError(f"seed must be >= 0, got {config.seed}")
+
+
+def _check_optional_counts(config: StudyConfig) -> None:
+    """The counts that may be None (unset) or 0 (off)."""
     if config.evaluation.classifier_epochs is not None and config.evaluation.classifier_epochs < 1:
         raise ZspaceError("evaluation.classifier_epochs must be at least 1")
     if config.gan.reference_epochs is not None and config.gan.reference_epochs < 1:
@@ -228,31 +250,33 @@ def _validate(config: StudyConfig) -> None:
         raise ZspaceError(f"presets.limit must be at least 1, got {config.presets.limit}")
     if config.presets.draws < 0:
         raise ZspaceError(f"presets.draws must be at least 0, got {config.presets.draws}")
-    from zspace.models.presets import preset_names
+    if config.data.limit is not None and config.data.limit < 1:
+        raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
 
+
+def _check_names(config: StudyConfig) -> None:
+    """Autoencoder presets, few-shot heads and methods, and the GAN preset the study needs."""
     known_presets = preset_names()
     for name in [config.autoencoder.preset, *config.presets.names]:
         if name not in known_presets:
             raise ZspaceError(f"unknown autoencoder preset {name!r}; choose from {known_presets}")
-    if config.data.limit is not None and config.data.limit < 1:
-        raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
-    if config.autoencoder.learning_rate <= 0:
-        raise ZspaceError("autoencoder.learning_rate must be positive")
-    from zspace.fewshot.beyond import BEYOND_METHODS
-    from zspace.fewshot.heads import parse_heads
-
     parse_heads([*config.fewshot.heads, config.fewshot.sweep_head])  # one-line error if bad
     for name in [*config.fewshot.methods, *config.fewshot.sweep_methods]:
         if name not in BEYOND_METHODS:
             raise ZspaceError(
                 f"fewshot: unknown method {name!r}; choose from {sorted(BEYOND_METHODS)}"
             )
+    if DEFAULT_GAN not in config.gan.presets:
+        raise ZspaceError(f'gan.presets must include "{DEFAULT_GAN}" (the interpolations use it)')
+
+
+def _check_ranges(config: StudyConfig) -> None:
+    if config.autoencoder.learning_rate <= 0:
+        raise ZspaceError("autoencoder.learning_rate must be positive")
     if any(n < 1 for n in config.fewshot.label_sweep):
         raise ZspaceError("fewshot.label_sweep must hold label counts >= 1")
     if config.interpolation.steps < 2:
         raise ZspaceError("interpolation.steps must be at least 2")
-    if "default" not in config.gan.presets:
-        raise ZspaceError('gan.presets must include "default" (the interpolations use it)')
     if config.evaluation.pixel_gan_budget_factor <= 0:
         raise ZspaceError("evaluation.pixel_gan_budget_factor must be positive")
 

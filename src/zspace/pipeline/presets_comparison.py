@@ -1,4 +1,4 @@
-"""Autoencoder presets side by side under one training budget (issue 8's measurements).
+"""Autoencoder presets side by side under one training budget.
 
 Every preset is trained for the same epochs on the same images with the same batch size,
 schedule and seed, then measured the same way: test reconstruction MSE, training seconds per
@@ -18,14 +18,19 @@ from pathlib import Path
 import torch
 
 from zspace.data import load_dataset
+from zspace.data.registry import DEFAULT_DATASET
 from zspace.errors import ZspaceError
+from zspace.fewshot.report import REFERENCE_LABELS
+from zspace.fewshot.study import ENCODER, StudyConfig, run_study
 from zspace.memory import release_memory
+from zspace.models.encoders import AutoencoderConfig
 from zspace.models.images import to_float_images
 from zspace.models.presets import ae_config_for_preset, preset_names
 from zspace.runs import RunDir
+from zspace.training.autoencoder import AETrainingConfig, train_autoencoder
 
 REFERENCE_HEAD = "(sigmoid,64)->(softmax,10)"
-# MLP and convolution beside attention with and without position encodings (issue 8).
+# MLP and convolution beside attention with and without position encodings.
 DEFAULT_PRESETS = ("mlp", "conv", "transformer", "transformer-nopos")
 
 
@@ -34,13 +39,13 @@ class ComparisonSettings:
     presets: list[str] = field(default_factory=lambda: list(DEFAULT_PRESETS))
     epochs: int = 1
     limit: int | None = None  # first N training images
-    batch_size: int = 128
-    latent_dim: int = 64
+    batch_size: int = AETrainingConfig.batch_size
+    latent_dim: int = AutoencoderConfig.latent_dim
     seed: int = 0
-    labels: int = 50
-    draws: int = 20  # 0 skips the few-shot column
+    labels: int = REFERENCE_LABELS
+    draws: int = StudyConfig.draws  # 0 skips the few-shot column
     head: str = REFERENCE_HEAD
-    dataset: str = "mnist"
+    dataset: str = DEFAULT_DATASET
     test_limit: int | None = None  # few-shot column on the first N test images (quick runs)
 
     def validate(self) -> None:
@@ -54,28 +59,33 @@ class ComparisonSettings:
             raise ZspaceError("epochs and labels must be at least 1, draws at least 0")
 
 
+def _quiet(line: str) -> None:
+    """A log that drops its lines."""
+
+
 @torch.no_grad()
 def encode_decode_rate(model, test_images, batch_size: int = 1000, repeats: int = 5) -> float:
     """Images per second through encode then decode, one batch of `batch_size` at a time."""
     device = next(model.parameters()).device
     batch = to_float_images(test_images[:batch_size].to(device))
     model.eval()
+    _encode_decode_seconds(model, batch)  # warm-up: first-call allocations and kernel selection
+    return len(batch) / statistics.median(
+        _encode_decode_seconds(model, batch) for _ in range(repeats)
+    )
 
-    def once() -> float:
-        started = time.perf_counter()
-        model.decode(model.encode(batch))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started
 
-    once()  # warm-up: first-call allocations and kernel selection
-    return len(batch) / statistics.median(once() for _ in range(repeats))
+@torch.no_grad()
+def _encode_decode_seconds(model, batch: torch.Tensor) -> float:
+    started = time.perf_counter()
+    model.decode(model.encode(batch))
+    if batch.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def fewshot_accuracy(run_dir: Path, settings: ComparisonSettings, data_dir, device) -> dict:
     """encoder+MLP accuracy with `settings.labels` labels over `settings.draws` draws."""
-    from zspace.fewshot.study import ENCODER, StudyConfig, run_study
-
     config = StudyConfig(
         ae_run=str(run_dir),
         labels=[settings.labels],
@@ -89,7 +99,7 @@ def fewshot_accuracy(run_dir: Path, settings: ComparisonSettings, data_dir, devi
         test_limit=settings.test_limit,
         device=device,
     )
-    summary = run_study(config, out=None, progress=False, log=lambda line: None)
+    summary = run_study(config, out=None, progress=False, log=_quiet)
     (result,) = [r for r in summary["results"] if r["method"] == ENCODER]
     return {"mean": result["mean"], "ci95": result["ci95"], "draws": len(result["accuracies"])}
 
@@ -98,8 +108,26 @@ def measure_preset(
     preset: str, run_dir: Path, settings: ComparisonSettings, data_dir, device, progress: bool
 ) -> dict:
     """Train (or finish training) one preset in `run_dir` and measure it."""
-    from zspace.training.autoencoder import AETrainingConfig, train_autoencoder
+    model = _train_preset(preset, run_dir, settings, data_dir, device, progress)
+    test_images = load_dataset(settings.dataset, data_dir=data_dir).test_images
+    metrics = RunDir(run_dir).read_metrics()
+    return {
+        "preset": preset,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
+        # Training measures the whole test set after every epoch; the last is the final model.
+        "test_mse": metrics[-1]["test_mse"],
+        "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
+        "encode_decode_images_per_s": encode_decode_rate(model, test_images),
+        "fewshot": (
+            fewshot_accuracy(run_dir, settings, data_dir, device) if settings.draws else None
+        ),
+    }
 
+
+def _train_preset(
+    preset: str, run_dir: Path, settings: ComparisonSettings, data_dir, device, progress: bool
+):
     training = AETrainingConfig(
         dataset=settings.dataset,
         limit=settings.limit,
@@ -107,7 +135,7 @@ def measure_preset(
         batch_size=settings.batch_size,
         seed=settings.seed,
     )
-    model = train_autoencoder(
+    return train_autoencoder(
         run_dir,
         ae_config_for_preset(preset, settings.latent_dim),
         training,
@@ -116,21 +144,6 @@ def measure_preset(
         resume=RunDir(run_dir).exists(),  # a comparison interrupted mid-way continues
         progress=progress,
     )
-    test_images = load_dataset(settings.dataset, data_dir=data_dir).test_images
-    metrics = RunDir(run_dir).read_metrics()
-    epoch_seconds = [m["seconds"] for m in metrics]
-    return {
-        "preset": preset,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
-        # Training measures the whole test set after every epoch; the last is the final model.
-        "test_mse": metrics[-1]["test_mse"],
-        "seconds_per_epoch": statistics.mean(epoch_seconds),
-        "encode_decode_images_per_s": encode_decode_rate(model, test_images),
-        "fewshot": (
-            fewshot_accuracy(run_dir, settings, data_dir, device) if settings.draws else None
-        ),
-    }
 
 
 def compare_presets(

@@ -8,10 +8,30 @@ from pathlib import Path
 
 import torch
 
-from zspace import __version__
 from zspace.checkpoint import atomic_write_text
 from zspace.pipeline.config import StudyConfig
 from zspace.pipeline.document import Document
+from zspace.pipeline.presets_comparison import table_rows
+from zspace.pipeline.stages.common import (
+    AUTOENCODER_STAGE,
+    EVALUATION_STAGE,
+    FEWSHOT_STAGE,
+    INTERPOLATION_STAGE,
+    LATENT_MAP_STAGE,
+    PRESETS_STAGE,
+    gan_stage_name,
+)
+from zspace.version import __version__
+
+EVALUATION_COLUMNS = [
+    "generator",
+    "requested digit",
+    "FD",
+    "precision",
+    "recall",
+    "KL from uniform",
+    "diversity",
+]
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -20,6 +40,19 @@ def _fmt(value, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def fewshot_reading(labels: int, draws: int, encoder: dict, pixels: dict, best: dict) -> str:
+    """The few-shot stage's headline: the best head on codes against the best on pixels (the
+    reference study's comparison), then the best method that also uses unlabelled images."""
+    return (
+        f"With {labels} labelled images and {draws} random draws, the best head "
+        f"on the frozen encoder's codes reaches {100 * encoder['mean']:.1f}% against "
+        f"{100 * pixels['mean']:.1f}% for the best head on raw pixels (the reference study: "
+        "73% and 65%, one run each). Using the unlabelled training images as well, "
+        f"`{best['method']}` reaches {100 * best['mean']:.2f}% "
+        f"[{100 * best['ci95'][0]:.2f}, {100 * best['ci95'][1]:.2f}]."
+    )
 
 
 def _fewshot_section(doc: Document, summary: dict) -> None:
@@ -76,22 +109,10 @@ def _presets_section(doc: Document, summary: dict) -> None:
         f"`{summary['head']}` on {summary['labels']} labels, mean ± 95% CI half-width over "
         f"{summary['draws']} draws."
     )
-    from zspace.pipeline.presets_comparison import table_rows
-
     doc.table(*table_rows(summary["rows"]))
-    rows = {row["preset"]: row for row in summary["rows"]}
-    with_positions, without = rows.get("transformer"), rows.get("transformer-nopos")
-    if with_positions and without:
-        reading = (
-            "Position information is what lets attention work on images here: without it the "
-            f"test MSE goes from {with_positions['test_mse']:.4f} to {without['test_mse']:.4f}"
-        )
-        if with_positions.get("fewshot") and without.get("fewshot"):
-            reading += (
-                f" and the few-shot accuracy from {100 * with_positions['fewshot']['mean']:.1f}%"
-                f" to {100 * without['fewshot']['mean']:.1f}%"
-            )
-        doc.text(reading + ".")
+    reading = _positions_reading(summary["rows"])
+    if reading:
+        doc.text(reading)
     doc.text(
         "The budget is equal epochs, not equal time, and a short one by default: attention "
         "converges more slowly than convolution, so the transformer presets gain most from more "
@@ -99,55 +120,78 @@ def _presets_section(doc: Document, summary: dict) -> None:
     )
 
 
-def _generation_sections(doc: Document, results: dict, presets: list[str]) -> None:
+def _positions_reading(rows: list[dict]) -> str | None:
+    """What position encodings change, when both transformer presets were compared."""
+    by_preset = {row["preset"]: row for row in rows}
+    with_positions, without = by_preset.get("transformer"), by_preset.get("transformer-nopos")
+    if not (with_positions and without):
+        return None
+    reading = (
+        "Position information is what lets attention work on images here: without it the "
+        f"test MSE goes from {with_positions['test_mse']:.4f} to {without['test_mse']:.4f}"
+    )
+    if with_positions.get("fewshot") and without.get("fewshot"):
+        reading += (
+            f" and the few-shot accuracy from {100 * with_positions['fewshot']['mean']:.1f}%"
+            f" to {100 * without['fewshot']['mean']:.1f}%"
+        )
+    return reading + "."
+
+
+def _gan_samples_section(doc: Document, results: dict, presets: list[str]) -> None:
     doc.heading("Latent GAN samples")
     doc.text(
         "The generator maps 64-d Gaussian noise to latent codes, which the decoder turns into "
         "digits. The reference architecture is shown beside the best preset measured here."
     )
     for preset in presets:
-        summary = results.get(f"gan-{preset}")
+        summary = results.get(gan_stage_name(preset, False))
         if summary:
             doc.image(
                 summary["figures"]["samples"],
                 f"Unconditional samples, preset {summary['preset']} ({summary['epochs']} epochs).",
             )
-    interpolation = results.get("interpolation")
-    if interpolation:
-        doc.heading("Interpolation")
-        for name, figure in interpolation["figures"].items():
-            rows = interpolation["runs"][name]["rows"]
-            doc.text(
-                f"Run `{name}`: for each pair of test digits, the rows are "
-                + ", ".join(f"`{r}`" for r in rows)
-                + " (GAN rows above the AE row)."
-            )
-            doc.image(figure, f"Interpolations between pairs of different test digits ({name}).")
-            measures = interpolation["runs"][name]["measures"]
-            keys = sorted({k for m in measures.values() for k in m})
-            doc.table(
-                ["path", *keys],
-                [[method, *(_fmt(m.get(k)) for k in keys)] for method, m in measures.items()],
-            )
+
+
+def _interpolation_section(doc: Document, summary: dict) -> None:
+    doc.heading("Interpolation")
+    for name, figure in summary["figures"].items():
+        run = summary["runs"][name]
         doc.text(
-            "`class_changes` counts how often the evaluation classifier's answer changes along "
-            "a path (1 is ideal between two different digits); smoother, more even steps and "
-            "confident middle frames mean the path stays on the manifold of digits."
+            f"Run `{name}`: for each pair of test digits, the rows are "
+            + ", ".join(f"`{r}`" for r in run["rows"])
+            + " (GAN rows above the AE row)."
         )
+        doc.image(figure, f"Interpolations between pairs of different test digits ({name}).")
+        keys = sorted({k for m in run["measures"].values() for k in m})
+        doc.table(
+            ["path", *keys],
+            [[method, *(_fmt(m.get(k)) for k in keys)] for method, m in run["measures"].items()],
+        )
+    doc.text(
+        "`class_changes` counts how often the evaluation classifier's answer changes along "
+        "a path (1 is ideal between two different digits); smoother, more even steps and "
+        "confident middle frames mean the path stays on the manifold of digits."
+    )
+
+
+def _digit_on_demand_section(doc: Document, results: dict, presets: list[str]) -> None:
     doc.heading("Digit on demand")
     for preset in presets:
-        summary = results.get(f"cgan-{preset}")
-        if summary:
-            doc.image(
-                summary["figures"]["digit_grid"],
-                f"Conditional latent GAN, preset {summary['preset']}: row d shows digit d.",
+        name = gan_stage_name(preset, True)
+        summary = results.get(name)
+        if not summary:
+            continue
+        doc.image(
+            summary["figures"]["digit_grid"],
+            f"Conditional latent GAN, preset {summary['preset']}: row d shows digit d.",
+        )
+        if summary.get("inverter"):
+            doc.text(
+                f"`zspace serve {name}` (from this folder) serves this model as a web "
+                "page and API; the run carries a noise inverter, so a drawn digit is "
+                "restyled as all ten digits in a few milliseconds."
             )
-            if summary.get("inverter"):
-                doc.text(
-                    f"`zspace serve cgan-{preset}` (from this folder) serves this model as a web "
-                    "page and API; the run carries a noise inverter, so a drawn digit is "
-                    "restyled as all ten digits in a few milliseconds."
-                )
 
 
 def _evaluation_section(doc: Document, summary: dict) -> None:
@@ -161,29 +205,19 @@ def _evaluation_section(doc: Document, summary: dict) -> None:
         "no sampling error; the training reconstructions are what a perfect sampler of the "
         "training codes would produce, the fairest bound for a latent generator."
     )
-    headers = [
-        "generator",
-        "requested digit",
-        "FD",
-        "precision",
-        "recall",
-        "KL from uniform",
-        "diversity",
+    rows = [
+        [
+            name,
+            _fmt(row.get("requested_accuracy")),
+            _fmt(row.get("frechet_distance"), 3),
+            _fmt(row.get("precision"), 3),
+            _fmt(row.get("recall"), 3),
+            _fmt(row.get("kl_from_uniform"), 4),
+            _fmt(row.get("diversity"), 3),
+        ]
+        for name, row in summary["rows"].items()
     ]
-    rows = []
-    for name, row in summary["rows"].items():
-        rows.append(
-            [
-                name,
-                _fmt(row.get("requested_accuracy")),
-                _fmt(row.get("frechet_distance"), 3),
-                _fmt(row.get("precision"), 3),
-                _fmt(row.get("recall"), 3),
-                _fmt(row.get("kl_from_uniform"), 4),
-                _fmt(row.get("diversity"), 3),
-            ]
-        )
-    doc.table(headers, rows)
+    doc.table(EVALUATION_COLUMNS, rows)
 
 
 def _loss_curves(doc: Document, results: dict) -> None:
@@ -228,14 +262,17 @@ def write_report(run_dir: Path, records: dict, config: StudyConfig, config_text:
         "A 64-d autoencoder learned on handwritten digits, then used for few-shot "
         "classification, latent GANs, interpolation and digits on demand."
     )
-    if "fewshot" in results:
-        _fewshot_section(doc, results["fewshot"])
-    _autoencoder_section(doc, results["autoencoder"], results.get("latent-map"))
-    if results.get("ae-presets"):
-        _presets_section(doc, results["ae-presets"])
-    _generation_sections(doc, results, config.gan.presets)
-    if "evaluation" in results:
-        _evaluation_section(doc, results["evaluation"])
+    if FEWSHOT_STAGE in results:
+        _fewshot_section(doc, results[FEWSHOT_STAGE])
+    _autoencoder_section(doc, results[AUTOENCODER_STAGE], results.get(LATENT_MAP_STAGE))
+    if results.get(PRESETS_STAGE):
+        _presets_section(doc, results[PRESETS_STAGE])
+    _gan_samples_section(doc, results, config.gan.presets)
+    if results.get(INTERPOLATION_STAGE):
+        _interpolation_section(doc, results[INTERPOLATION_STAGE])
+    _digit_on_demand_section(doc, results, config.gan.presets)
+    if EVALUATION_STAGE in results:
+        _evaluation_section(doc, results[EVALUATION_STAGE])
     _loss_curves(doc, results)
     _provenance(doc, records, config, config_text)
     markdown = run_dir / "report.md"

@@ -3,15 +3,125 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from zspace.checkpoint import atomic_write_text
 from zspace.errors import ZspaceError
-from zspace.pipeline.config import StudyConfig, config_to_toml
+from zspace.pipeline.cache import RECORDS_FOLDER, Stage, StageContext, run_stages
+from zspace.pipeline.config import DEFAULT_GAN, StudyConfig, config_to_toml
 from zspace.pipeline.report import write_report
-from zspace.pipeline.stages import StageContext, run_stages
-from zspace.pipeline.study import study_stages
+from zspace.pipeline.stages.common import (
+    AUTOENCODER_STAGE,
+    CLASSIFIER_STAGE,
+    EVALUATION_STAGE,
+    FEWSHOT_STAGE,
+    GMM_STAGE,
+    INTERPOLATION_STAGE,
+    LATENT_MAP_STAGE,
+    PIXEL_GAN_STAGE,
+    PRESETS_STAGE,
+    gan_stage_name,
+)
+from zspace.pipeline.stages.evaluation import eval_classifier_stage, evaluation_stage
+from zspace.pipeline.stages.generators import (
+    gan_stage,
+    gmm_stage,
+    interpolation_stage,
+    pixel_gan_stage,
+)
+from zspace.pipeline.stages.representation import (
+    fewshot_stage,
+    latent_map_stage,
+    presets_stage,
+    train_autoencoder_stage,
+)
 from zspace.runs import STUDY, RunDir
+
+# Each stage: name, function, config sections it reads, stages it reads, what it does.
+TRAIN_AUTOENCODER = Stage(
+    AUTOENCODER_STAGE,
+    train_autoencoder_stage,
+    ("data", "autoencoder"),
+    (),
+    "train the autoencoder",
+)
+EVAL_CLASSIFIER = Stage(
+    CLASSIFIER_STAGE,
+    eval_classifier_stage,
+    ("data", "evaluation"),
+    (),
+    "evaluation classifier (cached across runs)",
+)
+LATENT_MAP = Stage(
+    LATENT_MAP_STAGE, latent_map_stage, (), (AUTOENCODER_STAGE,), "2-D map of the latent space"
+)
+PRESETS_COMPARISON = Stage(
+    PRESETS_STAGE,
+    presets_stage,
+    ("data", "autoencoder", "presets", "fewshot"),
+    (),
+    "autoencoder presets side by side, with and without position encodings",
+)
+FEWSHOT_STUDY = Stage(
+    FEWSHOT_STAGE,
+    fewshot_stage,
+    ("data", "fewshot"),
+    (AUTOENCODER_STAGE,),
+    "few-shot study: reference heads and methods using the unlabelled images",
+)
+GMM_BASELINE = Stage(
+    GMM_STAGE, gmm_stage, ("evaluation",), (AUTOENCODER_STAGE,), "Gaussian-mixture baseline"
+)
+PIXEL_GAN = Stage(
+    PIXEL_GAN_STAGE,
+    pixel_gan_stage,
+    ("data", "gan", "evaluation"),
+    (gan_stage_name(DEFAULT_GAN, True), CLASSIFIER_STAGE),
+    "pixel-space conditional GAN under the same wall clock",
+)
+INTERPOLATION = Stage(
+    INTERPOLATION_STAGE,
+    interpolation_stage,
+    ("interpolation",),
+    (gan_stage_name(DEFAULT_GAN, False), gan_stage_name(DEFAULT_GAN, True), CLASSIFIER_STAGE),
+    "interpolations in the AE and GAN spaces",
+)
+
+
+def study_stages(config: StudyConfig) -> list[Stage]:
+    """The whole study, in order."""
+    comparison = [PRESETS_COMPARISON] if config.presets.names else []
+    gans = [_latent_gan(p, c) for p in config.gan.presets for c in (False, True)]
+    evaluation = Stage(
+        EVALUATION_STAGE,
+        evaluation_stage,
+        ("evaluation",),
+        (*(gan.name for gan in gans), GMM_STAGE, PIXEL_GAN_STAGE, CLASSIFIER_STAGE),
+        "evaluate every generator",
+    )
+    return [
+        TRAIN_AUTOENCODER,
+        EVAL_CLASSIFIER,
+        LATENT_MAP,
+        *comparison,
+        FEWSHOT_STUDY,
+        *gans,
+        GMM_BASELINE,
+        PIXEL_GAN,
+        INTERPOLATION,
+        evaluation,
+    ]
+
+
+def _latent_gan(preset: str, conditional: bool) -> Stage:
+    return Stage(
+        gan_stage_name(preset, conditional),
+        partial(gan_stage, preset=preset, conditional=conditional),
+        ("data", "gan"),
+        (AUTOENCODER_STAGE, CLASSIFIER_STAGE),
+        f"{'conditional ' if conditional else ''}latent GAN, preset {preset}",
+    )
 
 
 def run_study(
@@ -38,7 +148,7 @@ def run_study(
         progress=progress,
         log=log,
     )
-    records = run_stages(study_stages(context), context, force=force)
+    records = run_stages(study_stages(config), context, force=force)
     return write_report(run.path, records, config, config_text)
 
 
@@ -56,31 +166,33 @@ def list_runs(root: str | Path) -> list[dict]:
         if not isinstance(config, dict) or "kind" not in config:
             continue
         run = RunDir(config_path.parent)
-        entry = {
-            "path": str(run.path),
-            "kind": config["kind"],
-            "figures": _key_figures(run, config),
-        }
-        found.append(entry)
+        found.append(
+            {"path": str(run.path), "kind": config["kind"], "figures": _key_figures(run, config)}
+        )
     return found
 
 
 def _key_figures(run: RunDir, config: dict) -> dict:
     if config["kind"] == STUDY:
-        figures = {}
-        stages = run.path / "stages"
-        for name, key in (("autoencoder", "test_mse"), ("fewshot", "best")):
-            try:
-                summary = json.loads((stages / f"{name}.json").read_text())["summary"]
-            except (FileNotFoundError, json.JSONDecodeError, KeyError):
-                continue
-            if key in summary:
-                figures[f"{name}.{key}"] = summary[key]
-        figures["report"] = (run.path / "report.md").is_file()
-        return figures
+        return _study_figures(run)
     metrics = run.read_metrics()
     if not metrics:
         return {}
     last = metrics[-1]
     keep = ("epoch", "test_mse", "requested_accuracy", "kl_from_uniform", "d_loss", "g_loss")
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in last.items() if k in keep}
+
+
+def _study_figures(run: RunDir) -> dict:
+    """The autoencoder's test MSE and the best few-shot result, when those stages finished."""
+    figures = {}
+    for name, key in ((AUTOENCODER_STAGE, "test_mse"), (FEWSHOT_STAGE, "best")):
+        try:
+            record = json.loads((run.path / RECORDS_FOLDER / f"{name}.json").read_text())
+            summary = record["summary"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            continue
+        if key in summary:
+            figures[f"{name}.{key}"] = summary[key]
+    figures["report"] = (run.path / "report.md").is_file()
+    return figures

@@ -14,13 +14,15 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from zspace.checkpoint import atomic_write_json
 from zspace.errors import ZspaceError
 from zspace.memory import release_memory
 from zspace.pipeline.config import StudyConfig
+
+RECORDS_FOLDER = "stages"  # RUN/stages/<stage>.json (finished) and <stage>.started
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,14 @@ class StageContext:
     data_dir: str | None = None
     device: str = "auto"
     progress: bool = True
-    results: dict[str, dict] = field(default_factory=dict)
     log: Callable[[str], None] = print
 
     def stage_dir(self, name: str) -> Path:
         return self.run_dir / name
+
+    def relative(self, path: Path) -> str:
+        """`path` relative to the run folder, as the report links figures."""
+        return str(Path(path).relative_to(self.run_dir))
 
 
 def stage_key(stage: Stage, config: StudyConfig, dependency_keys: list[str]) -> str:
@@ -74,48 +79,45 @@ def run_stages(
     for name in force:
         if name not in names:
             raise ZspaceError(f"--force: unknown stage {name!r}; stages are {names}")
-    records_dir = context.run_dir / "stages"
-    records_dir.mkdir(parents=True, exist_ok=True)
+    (context.run_dir / RECORDS_FOLDER).mkdir(parents=True, exist_ok=True)
     keys: dict[str, str] = {}
     rerun: set[str] = set()
     records: dict[str, dict] = {}
     for stage in stages:
         key = stage_key(stage, context.config, [keys[d] for d in stage.depends_on])
         keys[stage.name] = key
-        record_path = records_dir / f"{stage.name}.json"
-        started_path = records_dir / f"{stage.name}.started"
-        record = _read_json(record_path)
-        upstream_rerun = any(d in rerun for d in stage.depends_on)
-        if (
-            record is not None
-            and record.get("key") == key
-            and stage.name not in force
-            and not upstream_rerun
-        ):
+        fresh = stage.name in force or any(d in rerun for d in stage.depends_on)
+        record = _read_json(_record_path(context, stage.name))
+        if record is not None and record.get("key") == key and not fresh:
             context.log(f"[{stage.name}] up to date, skipped")
-            records[stage.name] = record
-            context.results[stage.name] = record["summary"]
-            continue
-        started = _read_json(started_path)
-        resumable = (
-            record is None
-            and started is not None
-            and started.get("key") == key
-            and stage.name not in force
-            and not upstream_rerun
-        )
-        record_path.unlink(missing_ok=True)
-        if not resumable:
-            shutil.rmtree(context.stage_dir(stage.name), ignore_errors=True)
-        atomic_write_json(started_path, {"key": key})
-        context.log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.description}")
-        began = time.perf_counter()
-        summary = stage.run(context)
-        release_memory()  # so the next stage's peak does not stack on this one's leftovers
-        record = {"key": key, "seconds": round(time.perf_counter() - began, 2), "summary": summary}
-        atomic_write_json(record_path, record)
-        started_path.unlink(missing_ok=True)
-        rerun.add(stage.name)
+        else:
+            started = _read_json(_started_path(context, stage.name)) or {}
+            resumable = record is None and started.get("key") == key and not fresh
+            record = _run_stage(stage, context, key, resumable)
+            rerun.add(stage.name)
         records[stage.name] = record
-        context.results[stage.name] = summary
     return records
+
+
+def _record_path(context: StageContext, name: str) -> Path:
+    return context.run_dir / RECORDS_FOLDER / f"{name}.json"
+
+
+def _started_path(context: StageContext, name: str) -> Path:
+    return context.run_dir / RECORDS_FOLDER / f"{name}.started"
+
+
+def _run_stage(stage: Stage, context: StageContext, key: str, resumable: bool) -> dict:
+    """Run one stage, in its kept folder when `resumable`, else in an empty one; its record."""
+    _record_path(context, stage.name).unlink(missing_ok=True)
+    if not resumable:
+        shutil.rmtree(context.stage_dir(stage.name), ignore_errors=True)
+    atomic_write_json(_started_path(context, stage.name), {"key": key})
+    context.log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.description}")
+    began = time.perf_counter()
+    summary = stage.run(context)
+    release_memory()  # so the next stage's peak does not stack on this one's leftovers
+    record = {"key": key, "seconds": round(time.perf_counter() - began, 2), "summary": summary}
+    atomic_write_json(_record_path(context, stage.name), record)
+    _started_path(context, stage.name).unlink(missing_ok=True)
+    return record
