@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from zspace.data import load_dataset
-from zspace.sampling.latent import decode_codes, encode_images
 from zspace.models.autoencoder import config_for_preset, to_float_images
+from zspace.sampling.latent import decode_codes, encode_images
 from zspace.training.autoencoder import AETrainingConfig, train_autoencoder
 
 

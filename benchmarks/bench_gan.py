@@ -42,9 +42,9 @@ import torch
 
 from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.sources import evaluate_source
-from zspace.sampling.gan import load_gan
 from zspace.models.gan import DEFAULT_PRESET, config_for_preset
 from zspace.runs import RunDir
+from zspace.sampling.gan import load_gan
 from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds
 
 TARGETS = {"accuracy": 0.99, "fd_ratio": 1.5, "train_seconds": 120, "images_per_second": 50_000}

@@ -25,9 +25,9 @@ import torch
 import zspace
 from zspace.data import load_dataset
 from zspace.errors import ZspaceError
+from zspace.models.images import to_float_images
 from zspace.sampling.inversion import invert_generator, refine_noise
 from zspace.sampling.latent import encode_images
-from zspace.models.images import to_float_images
 
 
 def timed(function, targets, labels) -> tuple[float, float]:

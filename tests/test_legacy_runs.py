@@ -80,7 +80,9 @@ def test_a_010_gan_run_loads_and_samples_the_same_digits(legacy_gan):
 
 def test_a_010_gan_run_samples_from_the_cli(legacy_gan, tmp_path, capsys):
     run, _ = legacy_gan
-    assert main(["sample", str(run), "--digit", "5", "-n", "4", "--out", str(tmp_path / "s.npz")]) == 0
+    assert (
+        main(["sample", str(run), "--digit", "5", "-n", "4", "--out", str(tmp_path / "s.npz")]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["images"] == 4
 
 

@@ -16,7 +16,9 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     pixel-gan, gmm-baseline, ...) or a few-shot classifier."""
     kind = run_kind(RunDir(run_dir).read_config()["kind"])
     if kind.loader is None:
-        raise RunError(f"{run_dir} holds a run of kind {kind.name} ({kind.description}); it has no model")
+        raise RunError(
+            f"{run_dir} holds a run of kind {kind.name} ({kind.description}); it has no model"
+        )
     module_name, function_name = kind.loader.split(":")
     loader = getattr(importlib.import_module(module_name), function_name)
     return loader(run_dir, device)

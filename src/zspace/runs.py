@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from zspace.version import __version__
 from zspace.checkpoint import atomic_write_json, load_module_weights, load_tensors
 from zspace.errors import RunError
+from zspace.version import __version__
 
 AUTOENCODER = "autoencoder"
 LATENT_GAN = "latent-gan"

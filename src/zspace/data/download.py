@@ -34,9 +34,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zspace.version import __version__
 from zspace.data.registry import DatasetSpec, FileSpec, get_spec, resolve_data_dir
 from zspace.errors import DataError
+from zspace.version import __version__
 
 #: Seconds to wait for a mirror to connect or send the next chunk.
 DEFAULT_TIMEOUT = 30.0

@@ -6,14 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from zspace.evaluation.gmm import fit_gmm_baseline
 from zspace.evaluation.monitor import CollapseMonitor
-from zspace.figures import grid_image, save_grid, save_line_plot
+from zspace.figures import save_grid, save_line_plot
 from zspace.loading import load
-from zspace.models.images import to_uint8_images
 from zspace.pipeline.cache import StageContext
 from zspace.pipeline.config import DEFAULT_GAN, StudyConfig
 from zspace.pipeline.stages.common import (
@@ -27,7 +23,13 @@ from zspace.pipeline.stages.common import (
     study_dataset,
 )
 from zspace.runs import RunDir
-from zspace.sampling.interpolation import choose_pairs, interpolation_paths, summarize_paths
+from zspace.sampling.interpolation import (
+    choose_pairs,
+    interpolation_paths,
+    save_paths_arrays,
+    save_paths_figure,
+    summarize_paths,
+)
 from zspace.training.gan import configs_for_preset, train_gan
 from zspace.training.loop import training_seconds
 
@@ -197,13 +199,6 @@ def interpolation_stage(context: StageContext) -> dict:
 
 
 def _save_paths(paths: list, out: Path, name: str) -> Path:
-    """The paths' frames as a figure (one path a row) and as uint8 arrays; the figure's path."""
-    frames = torch.stack([p.frames for p in paths]).squeeze(2)  # (P, T, 28, 28)
-    figure = out / f"{name}.png"
-    grid_image(frames, scale=2).save(figure, format="PNG")
-    np.savez(
-        out / f"{name}.npz",
-        paths=to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
-        methods=np.array([p.method for p in paths]),
-    )
-    return figure
+    """The paths as a figure (one path a row) and as uint8 arrays; the figure's path."""
+    save_paths_arrays(paths, out / f"{name}.npz")
+    return save_paths_figure(paths, out / f"{name}.png")
