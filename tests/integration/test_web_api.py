@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import time
 
@@ -19,7 +18,6 @@ from zspace.runs import GMM_BASELINE  # noqa: E402
 from zspace.sampling.sampler import MAX_SEED  # noqa: E402
 from zspace.web.app import create_app  # noqa: E402
 from zspace.web.imaging import MAX_UPLOAD_BYTES  # noqa: E402
-from zspace.web.run_info import find_classifier_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -413,27 +411,3 @@ def test_with_a_saved_classifier_run(web_cgan_run, tmp_path, digit_png):
             assert restyled["source"] == "classifier" and len(restyled["images"]) == 10
     blank = _png_of_size(28, 28)
     assert_error(TestClient(create_app(run)).post("/api/classify", content=blank), 400)
-
-
-def test_classifier_found_from_the_run_folder(tmp_path):
-    gan, classifier = tmp_path / "gan", tmp_path / "clf"
-    for folder, config in (
-        (gan, {"kind": "latent-gan", "classifier": "../clf"}),
-        (classifier, {"kind": "classifier"}),
-    ):
-        folder.mkdir()
-        (folder / "config.json").write_text(json.dumps(config))
-    assert find_classifier_run(gan) == gan / "../clf"
-    (gan / "config.json").write_text(json.dumps({"kind": "latent-gan"}))
-    assert find_classifier_run(gan) is None
-    (gan / "classifier").mkdir()
-    (gan / "classifier" / "config.json").write_text(json.dumps({"kind": "classifier"}))
-    assert find_classifier_run(gan) == gan / "classifier"
-
-
-def test_serve_command_reports_a_bad_run_in_one_line(tmp_path, capsys):
-    from zspace.cli.main import main
-
-    assert main(["serve", str(tmp_path / "missing")]) == 1
-    error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "does not exist" in error

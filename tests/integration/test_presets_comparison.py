@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from zspace.errors import ZspaceError
 from zspace.pipeline.presets_comparison import ComparisonSettings, compare_presets, markdown_table
 
 
@@ -27,16 +24,3 @@ def test_every_preset_gets_every_column(mnist_dir, tmp_path):
     # A second call finds the finished runs and measures them again without retraining.
     again = compare_presets(settings, tmp_path, mnist_dir, progress=False, log=lines.append)
     assert [r["test_mse"] for r in again] == [r["test_mse"] for r in rows]
-
-
-@pytest.mark.parametrize(
-    "settings, message",
-    [
-        (ComparisonSettings(presets=["resnet"]), "unknown autoencoder preset 'resnet'"),
-        (ComparisonSettings(presets=[]), "at least one"),
-        (ComparisonSettings(epochs=0), "at least 1"),
-    ],
-)
-def test_bad_settings_are_one_clear_error(settings, message, tmp_path):
-    with pytest.raises(ZspaceError, match=message):
-        compare_presets(settings, tmp_path)
