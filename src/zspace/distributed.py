@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,6 @@ def wrap_for_training(module: nn.Module, context: DistributedContext) -> nn.Modu
     """DistributedDataParallel around `module` when running under torchrun, else `module`."""
     if not context.enabled:
         return module
-    from torch.nn.parallel import DistributedDataParallel
-
     device_ids = [context.local_rank] if next(module.parameters()).is_cuda else None
     return DistributedDataParallel(module, device_ids=device_ids)
 

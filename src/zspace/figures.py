@@ -65,7 +65,7 @@ def save_line_plot(
     logy: bool = False,
 ) -> Path:
     """Plot named (x, y) series to a PNG."""
-    import matplotlib
+    import matplotlib  # about 0.7 s to import: only the plots pay for it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -93,7 +93,7 @@ def save_scatter_by_class(
     points: torch.Tensor, labels: torch.Tensor, path: str | Path, title: str = ""
 ) -> Path:
     """2-D points coloured by their class (0-9), with a legend."""
-    import matplotlib
+    import matplotlib  # about 0.7 s to import: only the plots pay for it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

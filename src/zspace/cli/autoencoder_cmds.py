@@ -15,6 +15,7 @@ from zspace.cli.common import (
     positive_int,
     with_settings,
 )
+from zspace.data import load_dataset
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid
@@ -133,7 +134,6 @@ def run_train(args) -> int:
 
 
 def _dataset_for_run(args, run_dir: str):
-    from zspace.data import load_dataset
 
     saved = RunDir(run_dir).read_config(AUTOENCODER)
     return load_dataset(args.dataset or saved["training"]["dataset"], data_dir=args.data_dir)

@@ -55,6 +55,7 @@ def register(subparsers) -> None:
 
 
 def run_evaluate(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.evaluation.sources import evaluate_source, format_report
 
     result = evaluate_source(
@@ -76,6 +77,7 @@ def run_evaluate(args) -> int:
 
 
 def run_fit_gmm(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.evaluation.gmm import fit_gmm_baseline
 
     baseline = fit_gmm_baseline(

@@ -23,6 +23,7 @@ def label_list(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.beyond import BEST_METHOD, BEYOND_METHODS
     from zspace.fewshot.heads import NOTATION
 
@@ -102,6 +103,7 @@ def register(subparsers) -> None:
 
 
 def run_fewshot(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.batched import HeadTraining
     from zspace.fewshot.beyond import BEYOND_METHODS
     from zspace.fewshot.heads import DEFAULT_HEADS
@@ -141,6 +143,7 @@ def run_fewshot(args) -> int:
 
 
 def run_train_classifier(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.selftrain import (
         CLASSIFIER_EPOCHS,
         SelfTrainingConfig,
@@ -166,6 +169,7 @@ def run_train_classifier(args) -> int:
 
 
 def run_classify(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.classify import load_classifier, load_images_for_classification
 
     classifier = load_classifier(args.model, args.device)

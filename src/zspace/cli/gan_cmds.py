@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from zspace.checkpoint import atomic_write_json
 from zspace.cli.common import (
     add_data_arguments,
     add_training_arguments,
@@ -13,17 +14,24 @@ from zspace.cli.common import (
     positive_int,
     with_settings,
 )
+from zspace.data import load_dataset
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
+from zspace.loading import load, load_sampler
 from zspace.models.gan import GANConfig
 from zspace.models.presets import DEFAULT_GAN_PRESET, GAN_PRESETS
 from zspace.runs import AUTOENCODER, RunDir
+from zspace.sampling.sampler import save_samples
 from zspace.training.gan import (
     SPACES,
     GANTrainingConfig,
     configs_for_preset,
     read_saved_configs,
+    refit_inverter,
+    train_gan,
 )
+from zspace.training.inverter import InverterTrainingConfig
+from zspace.training.loop import training_seconds
 
 
 def register(subparsers) -> None:
@@ -167,9 +175,8 @@ def _new_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
 
 
 def run_train(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.evaluation.monitor import CollapseMonitor
-    from zspace.training.gan import train_gan
-    from zspace.training.loop import training_seconds
 
     if args.resume and RunDir(args.out).exists():
         model_config, training = _resume_configs(args)
@@ -209,8 +216,6 @@ def run_train(args) -> int:
 
 
 def run_fit_inverter(args) -> int:
-    from zspace.training.gan import refit_inverter
-    from zspace.training.inverter import InverterTrainingConfig
 
     settings = with_settings(
         InverterTrainingConfig(), steps=args.steps, batch_size=args.batch_size, seed=args.seed
@@ -230,8 +235,6 @@ def _output_kind(path: str) -> str:
 
 
 def run_sample(args) -> int:
-    from zspace.loading import load_sampler
-    from zspace.sampling.sampler import save_samples
 
     _output_kind(args.out)
     model = load_sampler(args.run_dir, args.device)
@@ -244,10 +247,9 @@ def run_sample(args) -> int:
 
 
 def run_interpolate(args) -> int:
-    from zspace.data import load_dataset
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.evaluation.classifier import load_eval_classifier
     from zspace.evaluation.sources import run_dataset_name
-    from zspace.loading import load, load_sampler
     from zspace.sampling.interpolation import (
         choose_pairs,
         interpolation_paths,
@@ -284,8 +286,6 @@ def run_interpolate(args) -> int:
         save_paths_figure(paths, out)
     summary = summarize_paths(paths)
     if args.metrics:
-        from zspace.checkpoint import atomic_write_json
-
         atomic_write_json(
             Path(args.metrics),
             {

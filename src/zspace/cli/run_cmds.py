@@ -30,6 +30,7 @@ def register(subparsers) -> None:
 
 
 def run_run(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.pipeline.config import config_to_toml, load_study_config
     from zspace.pipeline.runner import run_study
 
@@ -51,6 +52,7 @@ def run_run(args) -> int:
 
 
 def run_runs(args) -> int:
+    # Imported when this command runs: the other commands and --help do not load it.
     from zspace.pipeline.runner import list_runs
 
     entries = list_runs(args.root)

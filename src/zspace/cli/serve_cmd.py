@@ -52,8 +52,10 @@ def register(subparsers) -> None:
 def run_serve(args) -> int:
     # Imported here: the web extra is optional, and `zspace --help` stays light without it.
     try:
+        # Imported when this command runs: the other commands and --help do not load it.
         import uvicorn
 
+        # Imported when this command runs: the other commands and --help do not load it.
         from zspace.web.app import SETTINGS_VARIABLE, create_app
     except ImportError as error:
         raise ZspaceError(
