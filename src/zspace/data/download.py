@@ -7,7 +7,8 @@ interrupted or failed download leaves nothing behind.
 Verification (see `registry` for the two kinds of checksum):
 
 * a downloaded file must match the official MD5 of the compressed bytes, and ``sha256_raw`` when
-  the registry knows it;
+  the registry knows it (a file from a mirror named in ``$ZSPACE_MIRROR`` is judged like a local
+  file);
 * a local file is checked by ``sha256_raw`` where known (it does not depend on the gzip wrapper),
   else by MD5.
 
@@ -34,7 +35,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zspace.data.registry import DatasetSpec, FileSpec, get_spec, resolve_data_dir
+from zspace.data.registry import (
+    DatasetSpec,
+    FileSpec,
+    get_spec,
+    resolve_data_dir,
+    user_mirrors,
+)
 from zspace.errors import DataError
 from zspace.version import __version__
 
@@ -187,9 +194,13 @@ def download_file(
     *,
     progress: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    by_content: tuple[str, ...] = (),
 ) -> Path:
     """Download one file into `folder`, trying each mirror in turn until one gives a file with the
-    right checksum. Returns its path; raises `DataError` naming every mirror's failure."""
+    right checksum. Returns its path; raises `DataError` naming every mirror's failure.
+
+    Files from the mirrors in `by_content` (the user's own) are judged like local files, by the
+    checksum of their decompressed content, since such a mirror may hold re-compressed copies."""
     final = folder / spec.name
     if _read_only(folder):
         raise DataError(f"cannot download {spec.name}: {folder} is read-only")
@@ -206,7 +217,7 @@ def download_file(
             if progress:
                 print(f"downloading {url}", file=sys.stderr)
             _download_to(url, tmp, spec.name, progress, timeout)
-            problem = checksum_problem(tmp, spec, downloaded=True)
+            problem = checksum_problem(tmp, spec, downloaded=mirror not in by_content)
             if problem is None:
                 _publish(tmp, final)  # atomic: the real name only ever holds a verified file
                 return final
@@ -248,7 +259,15 @@ def fetch_dataset(
             if checksum_problem(path, file_spec) is None:
                 verified.append(file_spec.name)
                 continue
-        download_file(file_spec, folder, spec.mirrors, progress=progress, timeout=timeout)
+        mirrors = (*user_mirrors(spec), *spec.mirrors)
+        download_file(
+            file_spec,
+            folder,
+            mirrors,
+            progress=progress,
+            timeout=timeout,
+            by_content=user_mirrors(spec),
+        )
         verified.append(file_spec.name)
     if verified:
         _record_verified(folder, verified)

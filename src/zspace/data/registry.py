@@ -19,6 +19,11 @@ from zspace.errors import DataError
 
 #: Environment variable that overrides the default data folder.
 DATA_DIR_ENV = "ZSPACE_DATA"
+# Base URLs (comma-separated) of mirrors tried before the official ones, each holding one folder
+# per dataset (URL/mnist/train-images-idx3-ubyte.gz): a company mirror, or a local copy served
+# for an offline machine. Their files may be re-compressed copies, so they are checked by the
+# official checksum of the decompressed content (sha256_raw).
+MIRROR_ENV = "ZSPACE_MIRROR"
 
 #: Roles of the four files, in the order they are fetched and reported.
 FILE_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -129,6 +134,12 @@ def get_spec(spec_or_name: DatasetSpec | str) -> DatasetSpec:
         known = ", ".join(DATASETS)
         raise DataError(f"unknown dataset {spec_or_name!r} (known: {known})")
     return DATASETS[key]
+
+
+def user_mirrors(spec: DatasetSpec) -> tuple[str, ...]:
+    """The dataset's folders on the mirrors that $ZSPACE_MIRROR names (tried first)."""
+    urls = [url.strip() for url in os.environ.get(MIRROR_ENV, "").split(",") if url.strip()]
+    return tuple(f"{url.rstrip('/')}/{spec.name}/" for url in urls)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
