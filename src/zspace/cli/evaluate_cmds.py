@@ -7,6 +7,7 @@ from pathlib import Path
 
 from zspace.checkpoint import atomic_write_json
 from zspace.cli.common import add_data_arguments, non_negative_int, positive_int
+from zspace.training.cards import EVALUATION_FILE, write_card
 
 
 def register(subparsers) -> None:
@@ -26,7 +27,12 @@ def register(subparsers) -> None:
     evaluate.add_argument(
         "--no-ceiling", action="store_true", help="skip the test-reconstruction ceiling"
     )
-    evaluate.add_argument("--json", default=None, metavar="OUT", help="also write the figures here")
+    evaluate.add_argument(
+        "--json",
+        default=None,
+        metavar="OUT",
+        help=f"also write the figures here (RUN/{EVALUATION_FILE}: also into RUN's model card)",
+    )
     add_data_arguments(evaluate)
     evaluate.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -73,6 +79,10 @@ def run_evaluate(args) -> int:
     print(format_report(result))
     if args.json:
         atomic_write_json(Path(args.json), result)
+        # An evaluation written into the evaluated run (RUN/evaluation.json) joins its card.
+        run = Path(args.source)
+        if run.is_dir() and Path(args.json).resolve() == (run / EVALUATION_FILE).resolve():
+            write_card(run)
     return 0
 
 

@@ -17,6 +17,7 @@ GAN.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ from zspace.sampling.sampler import (
     noise_stream,
     requested_digits,
 )
+from zspace.training.cards import Command, run_environment, write_card
 
 WEIGHTS_FILE = "gmm.safetensors"
 AUTOENCODER_FILE = "autoencoder.safetensors"
@@ -293,8 +295,10 @@ def fit_gmm_baseline(
     dataset = load_dataset(dataset_name, data_dir=data_dir, limit=limit)
     if dataset.train_labels is None:
         raise ZspaceError(f"{dataset_name} has no labels; a class-conditional mixture needs them")
+    started = time.perf_counter()
     codes = encode_images(autoencoder, dataset.train_images)
     gmm = ClassConditionalGMM.fit(codes, dataset.train_labels, components=components, seed=seed)
+    seconds = time.perf_counter() - started
     # The run carries its own copy of the autoencoder (as GAN runs do), so it stays usable
     # when the autoencoder run is moved or deleted.
     save_tensors(run.file(AUTOENCODER_FILE), autoencoder.state_dict())
@@ -311,9 +315,29 @@ def fit_gmm_baseline(
             "train_count": len(codes),
             "mean_log_likelihood": gmm.log_likelihoods,
             "conditional": True,
+            "environment": run_environment(
+                resolve_device(device) if isinstance(device, str) else device
+            ),
         },
     )
+    run.append_metrics(
+        {
+            "mean_log_likelihood": sum(gmm.log_likelihoods) / len(gmm.log_likelihoods),
+            "seconds": round(seconds, 3),
+        }
+    )
+    write_card(run.path)
     return GMMBaseline(gmm, autoencoder, run.path)
+
+
+def command_for_run(run: RunDir, config: dict) -> Command:
+    """The `zspace fit-gmm` command that makes this run (for its model card): every setting
+    has a flag, and the dataset is the autoencoder's."""
+    args = ["fit-gmm", "--ae", config["autoencoder"]["run"], "--out", run.path]
+    args += ["--components", config["components"], "--seed", config["seed"]]
+    if config.get("limit") is not None:
+        args += ["--limit", config["limit"]]
+    return Command(args)
 
 
 def load_gmm_baseline(run_dir: str | Path, device: str | torch.device = "cpu") -> GMMBaseline:

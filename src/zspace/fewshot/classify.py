@@ -55,10 +55,16 @@ class SavedClassifier:
         return probs.argmax(1), probs
 
 
-def save_classifier(out: str | Path, model: DigitCNN, training: dict) -> RunDir:
-    """Write a classifier run folder (config.json + model.safetensors)."""
+def save_classifier(
+    out: str | Path, model: DigitCNN, training: dict, environment: dict | None = None
+) -> RunDir:
+    """Write a classifier run folder (config.json + model.safetensors); `environment` is
+    where it was trained (`zspace.training.cards.run_environment`)."""
     run = RunDir(out)
-    run.write_config(CLASSIFIER, {"model": model.config.to_dict(), "training": training})
+    config = {"model": model.config.to_dict(), "training": training}
+    if environment is not None:
+        config["environment"] = environment
+    run.write_config(CLASSIFIER, config)
     save_tensors(run.file(WEIGHTS_FILE), model.state_dict())
     return run
 

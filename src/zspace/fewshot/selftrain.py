@@ -10,6 +10,7 @@ images.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -23,6 +24,7 @@ from zspace.fewshot.context import StudyContext
 from zspace.fewshot.draws import draw_labelled
 from zspace.fewshot.graph import poisson_learning
 from zspace.runs import RunDir
+from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.classifier import train_classifier
 
 PSEUDO_LABEL_FEATURES = "hog-pca"
@@ -138,7 +140,9 @@ def train_and_save_classifier(
         seed=seed,
     )
     labelled = draw_labelled(data.train_labels, per_class=per_class, seed=seed).to(torch_device)
+    started = time.perf_counter()
     model = train_self_trained_cnn(context, labelled, config)
+    seconds = time.perf_counter() - started
     report = {"labels": len(labelled), "test_accuracy": None}
     if data.test_labels is not None:
         _, test_images = context.cached("deskewed", context.deskewed)
@@ -157,5 +161,31 @@ def train_and_save_classifier(
             **config.to_dict(),
             "test_accuracy": report["test_accuracy"],
         },
+        environment=run_environment(torch_device),
     )
+    # Pseudo-labelling and the CNN's epochs, and the test accuracy, for the model card.
+    RunDir(out).append_metrics(
+        {"test_accuracy": report["test_accuracy"], "seconds": round(seconds, 3)}
+    )
+    write_card(out)
     return report
+
+
+def command_for_run(run: RunDir, config: dict) -> Command:
+    """The `zspace train-classifier` command that makes this run (for its model card)."""
+    training = config["training"]
+    args = ["train-classifier", "--per-class", training["per_class"], "--seed", training["seed"]]
+    args += ["--epochs", training["epochs"]]
+    if training.get("limit") is not None:
+        args += ["--limit", training["limit"]]
+    if training["dataset"] != "mnist":
+        args += ["--dataset", training["dataset"]]
+    args += ["--out", run.path]
+    # The command sets the epochs; the rest of the schedule and the network are its defaults.
+    schedule = SelfTrainingConfig(epochs=training["epochs"]).to_dict()
+    saved = {key: training.get(key) for key in ("method", *schedule)}
+    differences = setting_differences(
+        {"model": config["model"], "training": saved},
+        {"model": DigitCNNConfig().to_dict(), "training": {"method": "selftrain-cnn", **schedule}},
+    )
+    return Command(args, differences)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import platform
+import re
 import sys
 from pathlib import Path
 
 import torch
 
-from zspace.checkpoint import atomic_write_text
+from zspace.checkpoint import atomic_write_json, atomic_write_text
 from zspace.pipeline.config import StudyConfig
 from zspace.pipeline.document import Document
 from zspace.pipeline.presets_comparison import table_rows
 from zspace.pipeline.stages.common import (
     AUTOENCODER_STAGE,
+    CLASSIFIER_STAGE,
     EVALUATION_STAGE,
     FEWSHOT_STAGE,
     INTERPOLATION_STAGE,
@@ -21,6 +24,9 @@ from zspace.pipeline.stages.common import (
     PRESETS_STAGE,
     gan_stage_name,
 )
+from zspace.pipeline.stages.evaluation import TEST_RECONSTRUCTIONS
+from zspace.runs import AUTOENCODER, CONFIG_FILE, PIXEL_GAN, RunDir
+from zspace.training.cards import CARD_FILE, EVALUATION_FILE, write_card
 from zspace.version import __version__
 
 EVALUATION_COLUMNS = [
@@ -228,6 +234,76 @@ def _loss_curves(doc: Document, results: dict) -> None:
             doc.image(figure, f"Loss curves: {name}.")
 
 
+def write_evaluations(run_dir: Path, results: dict, config: StudyConfig) -> None:
+    """Each evaluated run's row of the evaluation stage, as RUN/evaluation.json in the layout
+    `zspace evaluate --json` writes, so that its model card and `zspace serve` show it."""
+    summary = results.get(EVALUATION_STAGE)
+    if not summary:
+        return
+    rows = dict(summary["rows"])
+    ceiling = rows.pop(TEST_RECONSTRUCTIONS, None)
+    classifier = {
+        "key": (results.get(CLASSIFIER_STAGE) or {}).get("key"),
+        "test_accuracy": summary["classifier_test_accuracy"],
+    }
+    for name, row in [(AUTOENCODER_STAGE, ceiling), *rows.items()]:
+        config_path = run_dir / name / CONFIG_FILE
+        if row is None or not config_path.is_file():
+            continue  # the training-reconstructions ceiling has no run folder of its own
+        kind = json.loads(config_path.read_text()).get("kind")
+        atomic_write_json(
+            config_path.parent / EVALUATION_FILE,
+            {
+                "source": str(config_path.parent),
+                "kind": kind,
+                "dataset": config.data.dataset,
+                "made_by": f"zspace run, stage {EVALUATION_STAGE}",
+                "samples_per_digit": summary["samples_per_digit"],
+                "classifier": classifier,
+                "samples": row,
+                # As `zspace evaluate RUN` has it: an AE is its own ceiling, a pixel GAN has none.
+                "ceiling": {AUTOENCODER: row, PIXEL_GAN: None}.get(kind, ceiling),
+            },
+        )
+
+
+def write_model_cards(run_dir: Path, records: dict) -> list[list[str]]:
+    """The model card of every run folder of the study (stage folders and the runs inside
+    them, then the study's own); rows (folder, kind, card link) for the report."""
+    folders = []
+    for name in records:
+        stage = run_dir / name
+        folders += [stage] if (stage / CONFIG_FILE).is_file() else []
+        folders += sorted(path.parent for path in stage.glob(f"*/{CONFIG_FILE}"))
+    rows = []
+    for folder in [*folders, run_dir]:
+        kind = RunDir(folder).read_config()["kind"]
+        relative = folder.relative_to(run_dir).as_posix()
+        link = CARD_FILE if relative == "." else f"{relative}/{CARD_FILE}"
+        written = write_card(folder)
+        cell = f"[{link}]({link})" if written else "left alone: a README.md zspace did not write"
+        rows.append([f"`{relative}`", kind, cell])
+    return rows
+
+
+def _model_cards_section(doc: Document, rows: list[list[str]]) -> None:
+    doc.heading("Model cards")
+    doc.text(
+        "Each run folder holds a model card (`README.md`, Hugging Face layout): what the model "
+        "is, the `zspace` command that makes it, its data and their checksums, training time "
+        "and hardware, its figures and how to load it."
+    )
+    doc.table(["run folder", "kind", "model card"], rows)
+
+
+# The cards' links: a Markdown link in report.md, an <a> in report.html.
+_CARD_LINK = re.compile(r"\[([^\[\]<>]+)\]\(((?:[\w.-]+/)*README\.md)\)")
+
+
+def _link_cards(html: str) -> str:
+    return _CARD_LINK.sub(r"<a href='\2'>\1</a>", html)
+
+
 def _provenance(doc: Document, records: dict, config: StudyConfig, config_text: str) -> None:
     doc.heading("Time per stage")
     total = sum(r.get("seconds", 0) for r in records.values())
@@ -274,8 +350,10 @@ def write_report(run_dir: Path, records: dict, config: StudyConfig, config_text:
     if EVALUATION_STAGE in results:
         _evaluation_section(doc, results[EVALUATION_STAGE])
     _loss_curves(doc, results)
+    write_evaluations(run_dir, results, config)
+    _model_cards_section(doc, write_model_cards(run_dir, records))
     _provenance(doc, records, config, config_text)
     markdown = run_dir / "report.md"
     atomic_write_text(markdown, doc.to_markdown())
-    atomic_write_text(run_dir / "report.html", doc.to_html(run_dir))
+    atomic_write_text(run_dir / "report.html", _link_cards(doc.to_html(run_dir)))
     return markdown

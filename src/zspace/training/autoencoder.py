@@ -23,7 +23,9 @@ from zspace.figures import save_grid, save_line_plot
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
 from zspace.models.images import to_float_images
+from zspace.models.presets import ae_config_for_preset, is_transformer_preset, transformer_config
 from zspace.runs import AUTOENCODER, RunDir
+from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.loop import (
     TrainingParts,
     check_resume_settings,
@@ -157,7 +159,12 @@ def train_autoencoder(
     barrier(context)  # every rank has checked the folder before rank 0 writes into it
     if context.is_main:
         run.write_config(
-            AUTOENCODER, {"model": model_config.to_dict(), "training": asdict(training)}
+            AUTOENCODER,
+            {
+                "model": model_config.to_dict(),
+                "training": asdict(training),
+                "environment": run_environment(torch_device, context.world_size),
+            },
         )
     trainer = AutoencoderTrainer(model_config, training, dataset, torch_device, context, progress)
     metrics = run_epochs(
@@ -171,9 +178,36 @@ def train_autoencoder(
     )
     if context.is_main:
         write_autoencoder_figures(run, trainer.model, dataset.test_images, metrics)
+        write_card(run.path)
     barrier(context)
     trainer.model.eval()
     return trainer.model
+
+
+def command_for_run(run: RunDir, config: dict) -> Command:
+    """The `zspace train-ae` command that makes this run (for its model card)."""
+    model = AutoencoderConfig.from_dict(config["model"])
+    training = AETrainingConfig.from_dict(config["training"])
+    args = ["train-ae", "--preset", model.preset, "--latent-dim", model.latent_dim]
+    rebuilt = ae_config_for_preset(model.preset, model.latent_dim)
+    positional = model.extra.get("positional")
+    if is_transformer_preset(model.preset) and rebuilt.extra.get("positional") != positional:
+        args += ["--positional", positional]
+        rebuilt = transformer_config(model.preset, model.latent_dim, positional=positional)
+    if training.dataset != AETrainingConfig.dataset:
+        args += ["--dataset", training.dataset]
+    if training.limit is not None:
+        args += ["--limit", training.limit]
+    args += ["--epochs", training.epochs, "--batch-size", training.batch_size]
+    args += ["--lr", repr(training.learning_rate), "--loss", training.loss]
+    args += ["--seed", training.seed, "--out", run.path]
+    # Every training setting has a flag; what the flags rebuild is compared with the saved
+    # config, so a setting zspace does not know (or an architecture set by hand) shows up.
+    differences = setting_differences(
+        {"model": config["model"], "training": config["training"]},
+        {"model": rebuilt.to_dict(), "training": asdict(training)},
+    )
+    return Command(args, differences)
 
 
 class AutoencoderTrainer:

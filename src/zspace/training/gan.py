@@ -47,6 +47,7 @@ from zspace.sampling.gan import GANSampler
 from zspace.sampling.inversion import invert, load_inverter
 from zspace.sampling.latent import encode_images, load_autoencoder
 from zspace.sampling.sampler import refuse_without_noise
+from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.gan_steps import discriminator_step, generator_step, update_average
 from zspace.training.inverter import (
     InverterTrainingConfig,
@@ -414,7 +415,8 @@ def train_gan(
     kind = LATENT_GAN if training.space == "latent" else PIXEL_GAN
     barrier(context)  # every rank has checked the folder before rank 0 writes into it
     if context.is_main:
-        _write_run_config(run, kind, gan_config, training, prepared, ae_run)
+        environment = run_environment(torch_device, context.world_size)
+        _write_run_config(run, kind, gan_config, training, prepared, ae_run, environment)
     trainer = GANTrainer(gan_config, training, prepared, kind, torch_device, context)
     epochs_before = len(run.read_metrics()) if resume else 0
     epochs = RunEpochs(trainer, run, monitor, progress)
@@ -436,6 +438,8 @@ def train_gan(
         sampler.inverter = _fit_or_reuse_inverter(
             run, sampler, prepared, training, epochs_before, progress
         )
+    if context.is_main:
+        write_card(run.path)
     barrier(context)  # under torchrun the other ranks wait for rank 0's inverter
     return sampler
 
@@ -488,8 +492,8 @@ class RunEpochs:
         return self.budget is not None and training_seconds(self.run.path) >= self.budget
 
 
-def _write_run_config(run, kind, gan_config, training, prepared, ae_run) -> None:
-    extra = {}
+def _write_run_config(run, kind, gan_config, training, prepared, ae_run, environment) -> None:
+    extra = {"environment": environment}
     if prepared.autoencoder_config is not None:
         extra["autoencoder"] = {
             "model": prepared.autoencoder_config["model"],
@@ -507,6 +511,55 @@ def _write_run_config(run, kind, gan_config, training, prepared, ae_run) -> None
     if prepared.autoencoder is not None:
         # The run carries its own copy of the decoder so it keeps working if the AE moves.
         save_tensors(run.file("autoencoder.safetensors"), prepared.autoencoder.state_dict())
+
+
+def command_for_run(run: RunDir, config: dict) -> Command:
+    """The `zspace train-gan` command that makes this run (for its model card)."""
+    legacy_model, legacy_training = split_legacy_gan_config(config["model"])
+    model = GANConfig.from_dict(legacy_model)
+    training = GANTrainingConfig.from_dict({**legacy_training, **config["training"]})
+    defaults = GANTrainingConfig()
+    args = ["train-gan"]
+    if training.space == "latent":
+        args += ["--ae", config["autoencoder"]["source"]]
+    else:
+        args += ["--space", training.space]
+    if model.conditional:
+        args.append("--conditional")
+    args += ["--preset", model.preset]
+    if training.dataset != defaults.dataset:
+        args += ["--dataset", training.dataset]
+    if training.limit is not None:
+        args += ["--limit", training.limit]
+    args += ["--epochs", training.epochs, "--seed", training.seed]
+    if training.time_budget is not None:
+        args += ["--time-budget", repr(training.time_budget)]
+    args += ["--batch-size", training.batch_size]
+    if training.monitor_samples != defaults.monitor_samples:
+        args += ["--monitor-samples", training.monitor_samples]
+    if training.inverter_steps != defaults.inverter_steps:
+        args += ["--inverter-steps", training.inverter_steps]
+    args += ["--out", run.path]
+    # What `zspace train-gan` builds from those flags, compared with what the run holds.
+    rebuilt_model, rebuilt_training = configs_for_preset(
+        model.preset,
+        training.space,
+        model.data_dim,
+        model.conditional,
+        dataset=training.dataset,
+        limit=training.limit,
+        epochs=training.epochs,
+        seed=training.seed,
+        time_budget=training.time_budget,
+    )
+    rebuilt_training.batch_size = training.batch_size
+    rebuilt_training.monitor_samples = training.monitor_samples
+    rebuilt_training.inverter_steps = training.inverter_steps
+    differences = setting_differences(
+        {"model": model.to_dict(), "training": asdict(training)},
+        {"model": rebuilt_model.to_dict(), "training": asdict(rebuilt_training)},
+    )
+    return Command(args, differences)
 
 
 def _fit_or_reuse_inverter(
