@@ -34,27 +34,62 @@ class RunKind:
     `loader` is "module:function", called as function(run_dir, device). `sampler` says whether
     the loaded object is a Sampler (zspace.sampling.sampler): something `zspace sample`,
     `zspace evaluate`, `zspace interpolate`, `zspace serve` and the report can draw digits from.
+    `command` ("module:function", called as function(run, config) -> Command) rebuilds the
+    zspace command that makes such a run, for its model card; `weights` is its main weights
+    file.
     """
 
     name: str
     loader: str | None
     sampler: bool
     description: str
+    command: str | None = None
+    weights: str | None = None
 
 
 RUN_KINDS: dict[str, RunKind] = {
     kind.name: kind
     for kind in (
-        RunKind(AUTOENCODER, "zspace.sampling.latent:load_autoencoder", False, "autoencoder"),
-        RunKind(LATENT_GAN, "zspace.sampling.gan:load_gan", True, "GAN over AE codes"),
-        RunKind(PIXEL_GAN, "zspace.sampling.gan:load_gan", True, "GAN over pixels"),
+        RunKind(
+            AUTOENCODER,
+            "zspace.sampling.latent:load_autoencoder",
+            False,
+            "autoencoder",
+            "zspace.training.autoencoder:command_for_run",
+            "model.safetensors",
+        ),
+        RunKind(
+            LATENT_GAN,
+            "zspace.sampling.gan:load_gan",
+            True,
+            "GAN over AE codes",
+            "zspace.training.gan:command_for_run",
+            "generator.safetensors",
+        ),
+        RunKind(
+            PIXEL_GAN,
+            "zspace.sampling.gan:load_gan",
+            True,
+            "GAN over pixels",
+            "zspace.training.gan:command_for_run",
+            "generator.safetensors",
+        ),
         RunKind(
             GMM_BASELINE,
             "zspace.evaluation.gmm:load_gmm_baseline",
             True,
             "class-conditional Gaussian mixture over AE codes",
+            "zspace.evaluation.gmm:command_for_run",
+            "gmm.safetensors",
         ),
-        RunKind(CLASSIFIER, "zspace.fewshot.classify:load_classifier", False, "digit classifier"),
+        RunKind(
+            CLASSIFIER,
+            "zspace.fewshot.classify:load_classifier",
+            False,
+            "digit classifier",
+            "zspace.fewshot.selftrain:command_for_run",
+            "model.safetensors",
+        ),
         RunKind(STUDY, None, False, "a whole study (zspace run)"),
     )
 }

@@ -14,8 +14,8 @@ never overwritten: `write_card` leaves it alone, says so in one line on stderr a
 
 Each kind's command is rebuilt by a `command_for_run(run, config)` next to the code that trains
 that kind, which knows its flags and defaults. Those modules import this one to write their
-cards, so `COMMAND_BUILDERS` names them as "module:function" text, imported when a card is
-written, as `zspace.runs.RUN_KINDS` names loaders.
+cards, so each kind's row in `zspace.runs.RUN_KINDS` names its builder as "module:function"
+text, imported when a card is written, as it names the loader.
 """
 
 from __future__ import annotations
@@ -54,21 +54,6 @@ EVALUATION_FILE = "evaluation.json"  # `zspace evaluate RUN --json RUN/evaluatio
 # Where `zspace run` keeps its stage records (zspace.pipeline.cache.RECORDS_FOLDER).
 STUDY_RECORDS = "stages"
 
-COMMAND_BUILDERS = {
-    AUTOENCODER: "zspace.training.autoencoder:command_for_run",
-    LATENT_GAN: "zspace.training.gan:command_for_run",
-    PIXEL_GAN: "zspace.training.gan:command_for_run",
-    GMM_BASELINE: "zspace.evaluation.gmm:command_for_run",
-    CLASSIFIER: "zspace.fewshot.selftrain:command_for_run",
-}
-# The weights file whose size the card gives, per kind.
-WEIGHTS = {
-    AUTOENCODER: "model.safetensors",
-    LATENT_GAN: "generator.safetensors",
-    PIXEL_GAN: "generator.safetensors",
-    GMM_BASELINE: "gmm.safetensors",
-    CLASSIFIER: "model.safetensors",
-}
 SAMPLER_TITLES = {LATENT_GAN: "latent GAN", PIXEL_GAN: "pixel-space GAN", GMM_BASELINE: "GMM"}
 # Figures of a metrics.jsonl record: key -> (HF metric type, name, the split they measure;
 # None: generated samples, judged by the evaluation classifier).
@@ -166,7 +151,8 @@ def _flatten(settings, prefix: str = "") -> dict:
 
 def _command(run: RunDir, config: dict) -> tuple[Command | None, str | None]:
     """(the command, None), or (None, why it could not be rebuilt)."""
-    builder = COMMAND_BUILDERS.get(config["kind"])
+    kind = RUN_KINDS.get(config["kind"])
+    builder = None if kind is None else kind.command
     if builder is None:
         return None, f"zspace has no single command for a {config['kind']} run"
     module_name, function_name = builder.split(":")
@@ -589,7 +575,7 @@ def _what_section(info: _Run) -> list[str]:
     for key in ("components", "latent_dim", "train_count", "conditional"):
         if key in info.config and not (isinstance(model, dict) and key in model):
             rows.append((f"`{key}`", _fmt(info.config[key])))
-    weights = WEIGHTS.get(kind)
+    weights = RUN_KINDS[kind].weights if kind in RUN_KINDS else None
     if weights is not None:
         count = _weight_count(info.run.file(weights))
         rows.append((f"parameters (in `{weights}`)", "–" if count is None else f"{count:,}"))
@@ -866,7 +852,9 @@ def _study_card(info: _Run) -> str:
         info.run.path.glob("*/*/config.json")
     ):
         config = _read_json(config_path)
-        if isinstance(config, dict) and config.get("kind") in COMMAND_BUILDERS:
+        name = config.get("kind") if isinstance(config, dict) else None
+        kind = RUN_KINDS.get(name) if isinstance(name, str) else None
+        if kind is not None and kind.command is not None:
             runs.append((config_path.parent, config))
     metadata = {
         "library_name": "zspace",
