@@ -24,6 +24,12 @@ def register(subparsers) -> None:
     )
     serve.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
     serve.add_argument(
+        "--engine",
+        default="pytorch",
+        help="what draws the digits: pytorch (default) or onnxruntime (a GAN run's exported "
+        "sampler graph, faster on CPU; needs zspace[export])",
+    )
+    serve.add_argument(
         "--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)"
     )
     serve.add_argument(
@@ -71,6 +77,7 @@ def run_serve(args) -> int:
         "inference_timeout": args.timeout,
         "inference_threads": args.inference_threads,
         "restyle_workers": args.restyle_workers,
+        "engine": args.engine,
     }
     app = create_app(**settings)  # with several workers: only to report a bad run here, once
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")

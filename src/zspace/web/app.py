@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zspace import __version__
 from zspace.errors import ZspaceError
+from zspace.export.runtime import with_engine
 from zspace.sampling.sampler import MAX_SEED
 from zspace.web.imaging import UploadTooLarge, grid_png, image_data_urls, prepare_upload
 from zspace.web.lanes import Lanes
@@ -55,6 +56,7 @@ def create_app(
     inference_threads: int = 1,
     restyle_workers: int = 1,
     restyle_processes: bool = True,
+    engine: str = "pytorch",
 ) -> FastAPI:
     """The zspace web app.
 
@@ -72,8 +74,12 @@ def create_app(
         restyle_processes: run restyles in worker processes that load `run_dir` themselves
             (when the app was given a run folder, not an already loaded generator, and the
             run can restyle); else in threads of this process.
+        engine: what draws the digits of quick calls: "pytorch", or "onnxruntime" (a GAN's
+            exported sampler graph, zspace.export.runtime; needs the export extra). Restyles
+            and soft-label morphs stay in PyTorch.
     """
     models = load_models(run_dir, generator, classifier, classifier_dir, device)
+    models.generator = with_engine(models.generator, engine)
     service = DigitService(models.generator, models.classifier)
     in_workers = generator is None and restyle_processes and service.can_restyle
     lanes = Lanes(
