@@ -1,42 +1,14 @@
-"""Fetching from mirrors against a local HTTP server (never the network), checksums, status."""
+"""Dataset status, the registry, and fetch errors that need no server."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import threading
-
-import pytest
 
 from zspace.cli import main as cli_main
 from zspace.data import (
     DATASETS,
     dataset_status,
 )
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
-@pytest.fixture(scope="module")
-def server(mnist_dir, tmp_path_factory):
-    """Serves /good/ (the shared MNIST files), /corrupt/ (wrong bytes, same names); anything
-    else is a 404. Yields the base URL."""
-    www = tmp_path_factory.mktemp("www")
-    (www / "good").symlink_to(mnist_dir / "mnist", target_is_directory=True)
-    (www / "corrupt").mkdir()
-    for file_spec in DATASETS["mnist"].files.values():
-        (www / "corrupt" / file_spec.name).write_bytes(b"<html>this is not the file</html>")
-    handler = functools.partial(_QuietHandler, directory=str(www))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _folder_files(folder):

@@ -1,4 +1,4 @@
-"""The web API through FastAPI's test client: every endpoint, and every kind of bad input."""
+"""The web server's parts that need no trained run: finding a classifier run, a bad run."""
 
 from __future__ import annotations
 
@@ -7,26 +7,8 @@ import json
 import pytest
 
 fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed")
-from fastapi.testclient import TestClient  # noqa: E402
-from web_stand_ins import StandInClassifier  # noqa: E402
 
-from zspace.web.app import create_app  # noqa: E402
 from zspace.web.run_info import find_classifier_run  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client(web_cgan_run):
-    with TestClient(create_app(web_cgan_run, classifier=StandInClassifier())) as test_client:
-        yield test_client
-
-
-# --- endpoints -------------------------------------------------------------------------------
-
-
-# --- bad input -------------------------------------------------------------------------------
-
-
-# --- other runs and failure modes ---------------------------------------------------------------
 
 
 def test_classifier_found_from_the_run_folder(tmp_path):

@@ -28,9 +28,9 @@ from zspace.runs import AUTOENCODER, RunDir
 from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.loop import (
     TrainingParts,
-    check_resume_settings,
     one_cycle_lr,
     progress_bar,
+    resume_configs,
     run_epochs,
     set_learning_rate,
     shuffled_batches,
@@ -96,18 +96,7 @@ def _resolve_resume(
 ) -> tuple[AutoencoderConfig, AETrainingConfig]:
     """The saved configs, refusing a given setting that differs (epochs may change)."""
     saved_model, saved_training = read_saved_configs(run.path)
-    if training is not None:
-        saved_training.epochs = training.epochs
-    check_resume_settings(
-        run.path,
-        {"model": saved_model.to_dict(), "training": asdict(saved_training)},
-        {
-            "model": None if model is None else model.to_dict(),
-            "training": None if training is None else asdict(training),
-        },
-        RESUME_FLAGS,
-    )
-    return saved_model, saved_training
+    return resume_configs(run.path, saved_model, saved_training, model, training, RESUME_FLAGS)
 
 
 def reconstruction_loss(reconstructions, images, loss: str) -> torch.Tensor:

@@ -57,8 +57,8 @@ from zspace.training.inverter import (
 )
 from zspace.training.loop import (
     TrainingParts,
-    check_resume_settings,
     progress_bar,
+    resume_configs,
     run_epochs,
     set_learning_rate,
     shuffled_batches,
@@ -246,18 +246,7 @@ def _resolve_resume(
     """The configs to resume with: the saved ones, refusing any given setting that differs
     (the number of epochs may change, to extend a finished run)."""
     _, saved_model, saved_training = read_saved_configs(run.path)
-    if training is not None:
-        saved_training.epochs = training.epochs
-    check_resume_settings(
-        run.path,
-        {"model": saved_model.to_dict(), "training": asdict(saved_training)},
-        {
-            "model": None if model is None else model.to_dict(),
-            "training": None if training is None else asdict(training),
-        },
-        RESUME_FLAGS,
-    )
-    return saved_model, saved_training
+    return resume_configs(run.path, saved_model, saved_training, model, training, RESUME_FLAGS)
 
 
 class GANTrainer:

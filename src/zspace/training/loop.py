@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -164,6 +164,24 @@ def _flatten(settings: dict | None, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def resume_configs(run_path, saved_model, saved_training, model, training, flags: dict[str, str]):
+    """(model, training) to resume a run with: the saved configs (dataclasses). A given config
+    that differs from them is refused in one line, except that a given training config may
+    change the number of epochs, to extend a finished run."""
+    if training is not None:
+        saved_training.epochs = training.epochs
+    check_resume_settings(
+        run_path,
+        {"model": asdict(saved_model), "training": asdict(saved_training)},
+        {
+            "model": None if model is None else asdict(model),
+            "training": None if training is None else asdict(training),
+        },
+        flags,
+    )
+    return saved_model, saved_training
 
 
 def check_resume_settings(run_path, saved: dict, requested: dict, flags: dict[str, str]) -> None:
