@@ -1,9 +1,10 @@
-"""Stand-ins for the web tests: a deterministic classifier, and restyle-lane calls that
-report on or kill the worker process running them."""
+"""Stand-ins for the web tests: a deterministic classifier, restyle-lane calls that report on
+or kill the worker process running them, and a wait for a `zspace serve` process."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -28,3 +29,18 @@ def exit_worker(service, code: int):
 def worker_pid(service) -> int:
     """A restyle-lane call answering the id of the process that ran it."""
     return os.getpid()
+
+
+def wait_until_healthy(server, base: str, httpx, seconds: float = 90) -> None:
+    """Wait until the `zspace serve` process `server` answers /api/health at `base`; fail with
+    its output if it exits first, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, server.stdout.read()
+        try:
+            if httpx.get(base + "/api/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)

@@ -13,12 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from web_stand_ins import wait_until_healthy
 
 import zspace
 from zspace.cli.main import main
@@ -106,16 +106,7 @@ def test_serve_with_the_onnxruntime_engine_answers_like_pytorch(web_cgan_run):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_until_healthy(server, base, httpx)
         assert "through ONNX Runtime" in httpx.get(base + "/api/info").json()["model"]
         query = "/api/generate?digit=3&n=16&seed=5&scale=1&format=json"
         served = np.stack([_png_pixels(url) for url in httpx.get(base + query).json()["images"]])

@@ -7,9 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from web_stand_ins import wait_until_healthy
 
 httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
 pytest.importorskip("uvicorn", reason="the web extra is not installed")
@@ -43,16 +43,7 @@ def test_serve_answers_and_stops_cleanly(web_cgan_run, workers):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_until_healthy(server, base, httpx)
         grids = {httpx.get(base + "/api/generate?digit=3&n=4&seed=5").content for _ in range(6)}
         assert len(grids) == 1  # every worker gives the same images for the same seed
         assert httpx.get(base + "/api/generate?digit=12").status_code == 422
