@@ -37,6 +37,15 @@ def mnist_dir() -> Path:
     return root
 
 
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No ZSPACE_DATA or XDG_CACHE_HOME, and an empty HOME: the data look-up from scratch."""
+    monkeypatch.delenv("ZSPACE_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return monkeypatch
+
+
 def build_idx(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
     """Raw (uncompressed) IDX bytes: magic number, big-endian dims, payload."""
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)

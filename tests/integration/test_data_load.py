@@ -23,14 +23,6 @@ def _copy_mnist(mnist_dir, data_dir):
 # --- data folder look-up -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    monkeypatch.delenv("ZSPACE_DATA", raising=False)
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return monkeypatch
-
-
 def test_env_var_finds_the_shared_copy(clean_env, mnist_dir):
     clean_env.setenv("ZSPACE_DATA", str(mnist_dir))
     assert load_dataset(download=False).name == "mnist"

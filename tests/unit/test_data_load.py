@@ -16,14 +16,6 @@ from zspace.errors import DataError
 # --- data folder look-up -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    monkeypatch.delenv("ZSPACE_DATA", raising=False)
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return monkeypatch
-
-
 def test_data_dir_argument_wins(clean_env, tmp_path):
     clean_env.setenv("ZSPACE_DATA", str(tmp_path / "env"))
     clean_env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
