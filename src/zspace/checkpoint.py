@@ -6,10 +6,13 @@ moment leaves either the previous checkpoint or the new one, never a mix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -18,21 +21,80 @@ from torch import nn
 
 from zspace.errors import RunError
 
+TEMPORARY_SUFFIX = ".tmp"
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
+
+def _temporary_beside(path: Path) -> str:
+    """A new, hidden temporary file in `path`'s folder: ".NAME.<random>.tmp"."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
+    )
+    os.close(fd)
+    return tmp_name
+
+
+def _fsync_file(name: str) -> None:
+    with open(name, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the platform lets a folder be opened)."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace(tmp_name: str, path: Path) -> None:
+    """fsync the finished temporary file, rename it over `path`, fsync the folder: a kill or
+    a power cut leaves the old file or the new one, never a torn one."""
+    _fsync_file(tmp_name)
+    os.replace(tmp_name, path)
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces `path` when the block ends without an error
+    (temp file in the same folder, fsync, rename); on an error `path` is left as it was."""
+    path = Path(path)
+    tmp_name = _temporary_beside(path)
+    try:
+        with open(tmp_name, "wb") as handle:
+            yield handle
+        _replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    with atomic_open(path) as handle:
+        handle.write(data)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete temporary files that a killed atomic write left in `folder` or below.
+
+    Only names of the form atomic writes make (".NAME.<8 random>.tmp") are touched. Call it
+    when a command opens a folder zspace owns, before it writes there."""
+    removed = []
+    for candidate in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}"):
+        stem = candidate.name[1 : -len(TEMPORARY_SUFFIX)]
+        name, dot, random_part = stem.rpartition(".")
+        if dot and name and len(random_part) == 8 and candidate.is_file():
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -46,13 +108,14 @@ def atomic_write_json(path: Path, data) -> None:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None):
     """Save tensors (moved to CPU, made contiguous) atomically as safetensors."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp_name = _temporary_beside(path)
     try:
         cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-        save_file(cpu, tmp_name, metadata={k: str(v) for k, v in (metadata or {}).items()})
-        os.replace(tmp_name, path)
+        try:
+            save_file(cpu, tmp_name, metadata={k: str(v) for k, v in (metadata or {}).items()})
+        except SafetensorError as error:  # the Rust writer's I/O errors (a full disk, say)
+            raise RunError(f"cannot write {path} ({error})") from None
+        _replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -72,6 +135,15 @@ def load_tensors(path: Path, device: torch.device | str = "cpu") -> tuple[dict, 
     return tensors, metadata
 
 
+def read_metadata(path: Path) -> dict:
+    """A safetensors file's metadata alone (its header), without loading the tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise RunError(f"{path} is not a readable safetensors file ({error})") from error
+
+
 def load_module_weights(module: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Load a state dict, turning shape or key mismatches into one clear RunError."""
     expected = module.state_dict()
@@ -88,6 +160,14 @@ def load_module_weights(module: nn.Module, tensors: dict[str, torch.Tensor], sou
                 f"weights in {source} do not fit the saved config: {key} has shape "
                 f"{tuple(tensors[key].shape)}, the model expects {tuple(value.shape)}"
             )
+    damaged = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+    if damaged:
+        # Such weights draw blank or noisy digits without any error: refuse them instead.
+        raise RunError(
+            f"weights in {source} hold NaN or infinite values ({damaged[0]}"
+            f"{' and others' if len(damaged) > 1 else ''}); the file is damaged or training "
+            "diverged"
+        )
     module.load_state_dict(tensors)
 
 

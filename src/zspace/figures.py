@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zspace.files import save_figure, save_png
+
 
 def _as_uint8_array(images) -> np.ndarray:
     """Accept uint8 or float [0,1] tensors/arrays shaped (..., 28, 28) or (..., 1, 28, 28)."""
@@ -50,10 +52,7 @@ def grid_image(images, ncols: int | None = None, padding: int = 2, scale: int = 
 
 
 def save_grid(images, path: str | Path, ncols: int | None = None, scale: int = 2) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(images, ncols=ncols, scale=scale).save(path, format="PNG")
-    return path
+    return save_png(grid_image(images, ncols=ncols, scale=scale), path)
 
 
 def save_line_plot(
@@ -71,7 +70,6 @@ def save_line_plot(
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
     for label, (xs, ys) in series.items():
         axis.plot(xs, ys, marker="o", markersize=3, label=label)
@@ -84,7 +82,7 @@ def save_line_plot(
     axis.grid(True, alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    save_figure(figure, path)
     plt.close(figure)
     return path
 
@@ -99,7 +97,6 @@ def save_scatter_by_class(
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     points, labels = np.asarray(points), np.asarray(labels)
     figure, axis = plt.subplots(figsize=(6, 5.5), dpi=100)
     colours = plt.get_cmap("tab10")
@@ -112,6 +109,6 @@ def save_scatter_by_class(
     if title:
         axis.set_title(title)
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    save_figure(figure, path)
     plt.close(figure)
     return path

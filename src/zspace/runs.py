@@ -15,8 +15,14 @@ from pathlib import Path
 
 import torch
 
-from zspace.checkpoint import atomic_write_json, load_module_weights, load_tensors
-from zspace.errors import RunError
+from zspace.checkpoint import (
+    atomic_write_bytes,
+    atomic_write_json,
+    load_module_weights,
+    load_tensors,
+    remove_stale_temporaries,
+)
+from zspace.errors import RunError, ZspaceError
 from zspace.version import __version__
 
 AUTOENCODER = "autoencoder"
@@ -106,6 +112,60 @@ def run_kind(name: object) -> RunKind:
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+# What zspace leaves in every folder it claims, before its first file: the proof, for a later
+# command, that the folder is zspace's to write into (also where no config.json ever comes,
+# as in a few-shot study's tables).
+OWNER_FILE = ".zspace.json"
+
+
+def folder_owner(path: str | Path) -> str | None:
+    """The kind of zspace output a folder holds (its config.json's or marker's), else None."""
+    path = Path(path)
+    for name in (CONFIG_FILE, OWNER_FILE):
+        try:
+            saved = json.loads((path / name).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(saved, dict) and isinstance(saved.get("kind"), str):
+            return saved["kind"]
+    return None
+
+
+def claim_folder(path: str | Path, kind: str) -> Path:
+    """Make `path` a folder zspace may write a `kind` output into, or refuse in one line.
+
+    zspace writes only into a folder that is new, empty, or already holds zspace's output of
+    the same kind; anything else may hold a user's files, which zspace never touches.
+    Temporary files left by a write that was killed are removed (they are only ever zspace's:
+    see checkpoint.atomic_write_bytes). A folder that was not yet zspace's gets OWNER_FILE,
+    so that it stays provably zspace's from its first file on, before any config.json.
+    """
+    path = Path(path)
+    owner = check_claimable(path, kind)
+    path.mkdir(parents=True, exist_ok=True)
+    if owner is None:
+        atomic_write_json(path / OWNER_FILE, {"kind": kind, "zspace_version": __version__})
+    remove_stale_temporaries(path)
+    return path
+
+
+def check_claimable(path: str | Path, kind: str) -> str | None:
+    """claim_folder's checks alone, writing nothing (for a command to fail before its work);
+    returns the folder's owner kind, None for a new or empty folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ZspaceError(f"{path} exists and is not a folder; choose a folder for the output")
+    owner = folder_owner(path)
+    if owner is None and path.is_dir():
+        foreign = sorted(entry.name for entry in path.iterdir())
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ZspaceError(
+                f"{path} holds files zspace did not write ({shown}); choose a new or empty folder"
+            )
+    elif owner is not None and owner != kind:
+        raise ZspaceError(f"{path} holds a {owner} run, not a {kind}; choose another folder")
+    return owner
 
 
 class RunDir:
@@ -135,8 +195,13 @@ class RunDir:
     def exists(self) -> bool:
         return self.config_path.is_file()
 
+    def claim(self, kind: str) -> RunDir:
+        """Refuse, in one line, a folder that is not new, empty or a `kind` run (claim_folder)."""
+        claim_folder(self.path, kind)
+        return self
+
     def write_config(self, kind: str, config: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.claim(kind)
         atomic_write_json(self.config_path, {"kind": kind, "zspace_version": __version__, **config})
 
     def read_config(self, expected_kind: str | tuple[str, ...] | None = None) -> dict:
@@ -160,8 +225,13 @@ class RunDir:
         return config
 
     def append_metrics(self, record: dict) -> None:
-        with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        """Add one line, atomically: the file is rewritten whole (temp file, fsync, rename), so
+        a kill or a full disk leaves either the old lines or the old lines plus this one."""
+        self._write_metrics([*self.read_metrics(), record])
+
+    def _write_metrics(self, records: list[dict]) -> None:
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        atomic_write_bytes(self.metrics_path, text.encode("utf-8"))
 
     def read_metrics(self) -> list[dict]:
         if not self.metrics_path.is_file():
@@ -170,16 +240,18 @@ class RunDir:
         for line in self.metrics_path.read_text().splitlines():
             if line.strip():
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     break  # a line cut short by a kill: everything after it is suspect
+                if not isinstance(record, dict):
+                    break
+                records.append(record)
         return records
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop metric lines of epochs after `epoch` (logged by a run killed before its checkpoint)."""
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epoch]
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        self.metrics_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+        self._write_metrics(kept)  # also repairs a torn last line left by an older zspace
 
 
 def load_weights_into(module: torch.nn.Module, run: RunDir, filename: str, device) -> None:

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from zspace.cli.main import main
 from zspace.data.registry import DATASETS
+from zspace.errors import ZspaceError
 from zspace.evaluation.gmm import fit_gmm_baseline
 from zspace.fewshot.selftrain import SelfTrainingConfig, train_and_save_classifier
 from zspace.models.presets import ae_config_for_preset, transformer_config
@@ -176,18 +177,26 @@ def test_settings_no_flag_sets_are_named(runs):
 
 
 def test_users_readme_is_never_overwritten(runs, tmp_path, capsys):
-    # Training into a folder that holds the user's README.md leaves it as it was.
+    # Training into a folder that holds the user's README.md is refused; it stays as it was.
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / CARD_FILE).write_text("# my notes\n")
-    train_autoencoder(
-        folder,
-        ae_config_for_preset("mlp", latent_dim=4),
-        AETrainingConfig(dataset=str(runs["data"]), epochs=1, batch_size=64),
-        device="cpu",
-        progress=False,
-    )
+    with pytest.raises(ZspaceError, match="holds files zspace did not write"):
+        train_autoencoder(
+            folder,
+            ae_config_for_preset("mlp", latent_dim=4),
+            AETrainingConfig(dataset=str(runs["data"]), epochs=1, batch_size=64),
+            device="cpu",
+            progress=False,
+        )
+    assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE]
     assert (folder / CARD_FILE).read_text() == "# my notes\n"
+    # A README.md put into a run folder later is the user's too: the card leaves it alone.
+    run = tmp_path / "later"
+    shutil.copytree(runs["ae"], run)
+    (run / CARD_FILE).write_text("# my notes\n")
+    assert write_card(run) is None
+    assert (run / CARD_FILE).read_text() == "# my notes\n"
     assert "was not written by zspace; left it alone" in capsys.readouterr().err
     # Front matter without zspace's block is the user's too; with it, zspace rewrites the card.
     copy = tmp_path / "copy"

@@ -73,7 +73,7 @@ def _write_gan_run(folder, kind: str, preset: str, conditional: bool, autoencode
             generator.base_factor[1:] *= torch.linspace(0.5, 2, len(generator.base_factor) - 1)[
                 :, None, None
             ]
-    run = RunDir(folder)
+    run = RunDir(folder).claim(kind)
     extra = {}
     if autoencoder is not None:
         extra["autoencoder"] = {"model": autoencoder.config.to_dict(), "source": "test"}
@@ -259,7 +259,7 @@ def test_unknown_format_missing_extra_and_unexportable_kinds_are_one_line(
     gmm_run = RunDir(tmp_path / "gmm")
     autoencoder = _autoencoder("mlp")
     codes, labels = torch.randn(200, LATENT), torch.arange(200) % 10
-    gmm_run.path.mkdir()
+    gmm_run.claim(GMM_BASELINE)
     ClassConditionalGMM.fit(codes, labels, components=1, seed=0).save(gmm_run.file(GMM_WEIGHTS))
     save_tensors(gmm_run.file("autoencoder.safetensors"), autoencoder.state_dict())
     gmm_run.write_config(

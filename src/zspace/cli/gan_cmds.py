@@ -17,11 +17,12 @@ from zspace.cli.common import (
 from zspace.data import load_dataset
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
+from zspace.files import output_file
 from zspace.loading import load, load_sampler
 from zspace.models.gan import GANConfig
 from zspace.models.presets import DEFAULT_GAN_PRESET, GAN_PRESETS
 from zspace.runs import AUTOENCODER, RunDir
-from zspace.sampling.sampler import save_samples
+from zspace.sampling.sampler import SAMPLE_SUFFIXES, save_samples
 from zspace.training.gan import (
     SPACES,
     GANTrainingConfig,
@@ -228,14 +229,11 @@ def run_fit_inverter(args) -> int:
 
 
 def _output_kind(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".png", ".npz"):
-        raise ZspaceError(f"--out must end in .png or .npz, got {path}")
-    return suffix
+    """The suffix of a .png or .npz `--out` that zspace may write (zspace.files.output_file)."""
+    return output_file(path, SAMPLE_SUFFIXES).suffix.lower()
 
 
 def run_sample(args) -> int:
-
     _output_kind(args.out)
     model = load_sampler(args.run_dir, args.device)
     images, labels = model.sample_with_labels(digit=args.digit, n=args.n, seed=args.seed)

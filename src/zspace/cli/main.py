@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except ZspaceError as error:
         print(f"zspace {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # The machine refused (no permission, a full disk, a file where a folder must be):
+        # the user's to fix, so one line, not a traceback.
+        where = f": {error.filename}" if error.filename else ""
+        print(f"zspace {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"zspace {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -28,7 +28,7 @@ from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
-from zspace.runs import AUTOENCODER, GMM_BASELINE, RunDir, load_weights_into
+from zspace.runs import AUTOENCODER, GMM_BASELINE, RunDir, check_claimable, load_weights_into
 from zspace.sampling.latent import decode_codes, encode_images, load_autoencoder
 from zspace.sampling.sampler import (
     check_sample_request,
@@ -289,6 +289,7 @@ def fit_gmm_baseline(
     run = RunDir(out)
     if run.exists():
         raise ZspaceError(f"{run.path} already holds a run; choose another --out")
+    check_claimable(run.path, GMM_BASELINE)  # before any work: never into a user's folder
     ae_config = RunDir(ae_run).read_config(AUTOENCODER)
     autoencoder = load_autoencoder(ae_run, device)
     dataset_name = ae_config["training"]["dataset"]
@@ -301,6 +302,7 @@ def fit_gmm_baseline(
     seconds = time.perf_counter() - started
     # The run carries its own copy of the autoencoder (as GAN runs do), so it stays usable
     # when the autoencoder run is moved or deleted.
+    run.claim(GMM_BASELINE)
     save_tensors(run.file(AUTOENCODER_FILE), autoencoder.state_dict())
     gmm.save(run.file(WEIGHTS_FILE))
     run.write_config(

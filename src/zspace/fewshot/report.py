@@ -9,6 +9,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from zspace.checkpoint import atomic_write_json, atomic_write_text
+from zspace.files import save_figure
+from zspace.runs import claim_folder
 
 # The pipeline names of a study's results (zspace.fewshot.study trains them).
 PIXELS = "pixels+mlp"
@@ -149,9 +151,13 @@ def results_csv(results: list[dict]) -> str:
     return buffer.getvalue()
 
 
+# The kind a few-shot study's output folder is claimed as (zspace.runs.claim_folder).
+FEWSHOT_OUTPUT = "fewshot-study"
+
+
 def write_outputs(out: Path, summary: dict) -> list[Path]:
     """Write every output of a study into folder `out`; returns the paths written."""
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, FEWSHOT_OUTPUT)
     atomic_write_json(out / "fewshot.json", summary)
     atomic_write_text(out / "fewshot.csv", results_csv(summary["results"]))
     atomic_write_text(out / "table.md", table_markdown(summary))
@@ -201,7 +207,7 @@ def plot_heads(results: list[dict], path: Path) -> Path:
         axis.legend(fontsize=8, loc="lower left")
     axis.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    save_figure(figure, path)
     return path
 
 
@@ -229,5 +235,5 @@ def plot_learning_curve(results: list[dict], path: Path) -> Path:
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=6, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    save_figure(figure, path)
     return path

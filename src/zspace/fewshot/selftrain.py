@@ -23,7 +23,7 @@ from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig, random_affine
 from zspace.fewshot.context import StudyContext
 from zspace.fewshot.draws import draw_labelled
 from zspace.fewshot.graph import poisson_learning
-from zspace.runs import RunDir
+from zspace.runs import CLASSIFIER, RunDir, check_claimable
 from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.classifier import train_classifier
 
@@ -125,6 +125,7 @@ def train_and_save_classifier(
     returns {"labels", "test_accuracy"} (the test set is only measured, never used)."""
     if RunDir(out).exists():
         raise ZspaceError(f"{out} already holds a run; choose another --out")
+    check_claimable(out, CLASSIFIER)  # before any work: never into a folder of a user's files
     config = config or SelfTrainingConfig(epochs=CLASSIFIER_EPOCHS)
     data = load_dataset(dataset, data_dir=data_dir, limit=limit)
     if data.train_labels is None:

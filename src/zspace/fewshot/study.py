@@ -22,9 +22,9 @@ from zspace.fewshot.context import StudyContext
 from zspace.fewshot.draws import draw_many
 from zspace.fewshot.finetune import FinetuneTraining, finetune_accuracies
 from zspace.fewshot.heads import DEFAULT_HEADS, HeadSpec, parse_heads
-from zspace.fewshot.report import ENCODER, FINETUNED, PIXELS, write_outputs
+from zspace.fewshot.report import ENCODER, FEWSHOT_OUTPUT, FINETUNED, PIXELS, write_outputs
 from zspace.fewshot.stats import mean_ci95, paired_difference
-from zspace.runs import AUTOENCODER, RunDir
+from zspace.runs import AUTOENCODER, RunDir, claim_folder
 from zspace.sampling.latent import load_autoencoder
 
 
@@ -138,6 +138,8 @@ def run_study(
     """
     config.validate()
     specs = parse_heads(config.heads)
+    if out is not None:
+        claim_folder(out, FEWSHOT_OUTPUT)  # refused before any work, never over a user's files
     started = time.perf_counter()
     context = context if context is not None else load_context(config, progress)
     timings: dict[str, float] = {"load": time.perf_counter() - started}

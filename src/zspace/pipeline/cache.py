@@ -107,11 +107,26 @@ def _started_path(context: StageContext, name: str) -> Path:
     return context.run_dir / RECORDS_FOLDER / f"{name}.started"
 
 
+def _empty_stage_folder(context: StageContext, name: str) -> None:
+    """Delete a stage's folder before it runs afresh, but only when the study's own records
+    prove that zspace made it (the stage started or finished here before); a folder that
+    appeared in the study from elsewhere is refused in one line and kept."""
+    folder = context.stage_dir(name)
+    if not folder.exists():
+        return
+    ours = _record_path(context, name).is_file() or _started_path(context, name).is_file()
+    if not ours:
+        raise ZspaceError(
+            f"{folder} was not written by this study; move it out of {context.run_dir} and rerun"
+        )
+    shutil.rmtree(folder)
+
+
 def _run_stage(stage: Stage, context: StageContext, key: str, resumable: bool) -> dict:
     """Run one stage, in its kept folder when `resumable`, else in an empty one; its record."""
-    _record_path(context, stage.name).unlink(missing_ok=True)
     if not resumable:
-        shutil.rmtree(context.stage_dir(stage.name), ignore_errors=True)
+        _empty_stage_folder(context, stage.name)
+    _record_path(context, stage.name).unlink(missing_ok=True)
     atomic_write_json(_started_path(context, stage.name), {"key": key})
     context.log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.description}")
     began = time.perf_counter()

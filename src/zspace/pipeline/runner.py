@@ -135,8 +135,6 @@ def run_study(
 ) -> Path:
     """Run (or finish) the study in `out`; returns the path of report.md."""
     run = RunDir(out)
-    if run.exists() and run.read_config()["kind"] != STUDY:
-        raise ZspaceError(f"{run.path} holds a {run.read_config()['kind']} run, not a study")
     run.write_config(STUDY, {"study": config.to_dict()})
     config_text = config_to_toml(config)
     atomic_write_text(run.file("config.toml"), config_text)
@@ -163,8 +161,8 @@ def list_runs(root: str | Path) -> list[dict]:
             config = json.loads(config_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        if not isinstance(config, dict) or "kind" not in config:
-            continue
+        if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
+            continue  # not a zspace run (or a damaged config): nothing to list
         run = RunDir(config_path.parent)
         found.append(
             {"path": str(run.path), "kind": config["kind"], "figures": _key_figures(run, config)}

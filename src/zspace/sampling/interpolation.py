@@ -26,6 +26,7 @@ import torch
 
 from zspace.errors import ZspaceError
 from zspace.figures import grid_image
+from zspace.files import save_npz, save_png
 from zspace.models.images import to_float_images, to_uint8_images
 from zspace.sampling.inversion import invert
 from zspace.sampling.latent import decode_codes, encode_images
@@ -222,23 +223,17 @@ def path_frames(paths: list[Path]) -> torch.Tensor:
 
 def save_paths_figure(paths: list[Path], out: str | FilePath) -> FilePath:
     """A PNG with one path a row (frames left to right); returns its path."""
-    out = FilePath(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(path_frames(paths), scale=2).save(out, format="PNG")
-    return out
+    return save_png(grid_image(path_frames(paths), scale=2), FilePath(out))
 
 
 def save_paths_arrays(paths: list[Path], out: str | FilePath) -> FilePath:
     """An .npz with `paths` uint8 (P, T, 28, 28), `methods`, `pairs` (P, 2) of test indices
     and `digits` (P, 2); returns its path."""
-    out = FilePath(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     frames = path_frames(paths)
-    np.savez(
-        out,
-        paths=to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
-        methods=np.array([p.method for p in paths]),
-        pairs=np.array([p.pair for p in paths], dtype=np.int64),
-        digits=np.array([p.digits for p in paths], dtype=np.int64),
-    )
-    return out
+    arrays = {
+        "paths": to_uint8_images(frames.reshape(-1, 1, 28, 28)).reshape(frames.shape).numpy(),
+        "methods": np.array([p.method for p in paths]),
+        "pairs": np.array([p.pair for p in paths], dtype=np.int64),
+        "digits": np.array([p.digits for p in paths], dtype=np.int64),
+    }
+    return save_npz(FilePath(out), arrays)

@@ -16,15 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import numpy as np
 import torch
 
 from zspace.errors import ZspaceError
 from zspace.figures import grid_image
+from zspace.files import output_file, save_npz, save_png
 from zspace.models.images import to_uint8_images
 
 NUM_DIGITS = 10
 MAX_SAMPLES = 1024  # per call (and per digit); larger sets are drawn in several calls
+SAMPLE_SUFFIXES = (".png", ".npz")  # a grid of digits, or their arrays
 MAX_SEED = 2**63 - 1  # seeds are int64 everywhere else
 
 
@@ -118,15 +119,10 @@ def save_samples(
 ) -> Path:
     """Write drawn digits as a PNG grid (`per_row` images a row) or, for a `.npz` path, as
     arrays `images` uint8 (M, 28, 28) and `labels` (M,) when there are labels."""
-    out = Path(out)
-    if out.suffix.lower() not in (".png", ".npz"):
-        raise ZspaceError(f"--out must end in .png or .npz, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_file(out, SAMPLE_SUFFIXES)
     if out.suffix.lower() == ".npz":
         arrays = {"images": to_uint8_images(images).numpy()}
         if labels is not None:
             arrays["labels"] = labels.numpy()
-        np.savez(out, **arrays)
-    else:
-        grid_image(images, ncols=per_row, scale=2).save(out, format="PNG")
-    return out
+        return save_npz(out, arrays)
+    return save_png(grid_image(images, ncols=per_row, scale=2), out)

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from zspace.checkpoint import (
     load_tensors,
     optimizer_from_tensors,
+    read_metadata,
     optimizer_to_tensors,
     rng_from_tensors,
     rng_to_tensors,
@@ -118,6 +119,14 @@ def load_checkpoint(run: RunDir, parts: TrainingParts, device) -> int:
     return int(metadata.get("epoch", 0))
 
 
+def checkpoint_epoch(run: RunDir) -> int:
+    """The last epoch the run's checkpoint holds (0 without a checkpoint); reads only the
+    file's header."""
+    if not run.checkpoint_path.is_file():
+        return 0
+    return int(read_metadata(run.checkpoint_path).get("epoch", 0))
+
+
 def run_epochs(
     run: RunDir,
     parts: TrainingParts,
@@ -171,6 +180,13 @@ def resume_configs(run_path, saved_model, saved_training, model, training, flags
     that differs from them is refused in one line, except that a given training config may
     change the number of epochs, to extend a finished run."""
     if training is not None:
+        done = checkpoint_epoch(RunDir(run_path))
+        if training.epochs < done:
+            # Saving the smaller number would make the config disagree with the weights.
+            raise ZspaceError(
+                f"{run_path} has already trained {done} epochs; --epochs {training.epochs} "
+                f"would not extend it (give more than {done}, or drop --epochs)"
+            )
         saved_training.epochs = training.epochs
     check_resume_settings(
         run_path,
