@@ -22,6 +22,10 @@ from torch import nn
 from zspace.errors import RunError
 
 TEMPORARY_SUFFIX = ".tmp"
+# mkstemp makes files only their owner may read; a finished file gets the permissions any
+# new file would (0o666 less the umask), so that runs can be shared and served.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _temporary_beside(path: Path) -> str:
@@ -31,6 +35,7 @@ def _temporary_beside(path: Path) -> str:
         prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
     )
     os.close(fd)
+    os.chmod(tmp_name, 0o666 & ~_UMASK)
     return tmp_name
 
 

@@ -41,10 +41,11 @@ def output_file(path: str | Path, suffixes: tuple[str, ...], what: str = "--out"
     """Check a file path the user asked zspace to write, before any work: the right suffix, not
     a folder, in a folder (or where one can be made), and not a file zspace did not write."""
     path = Path(path)
+    if path.is_dir():
+        example = path / ("out" + suffixes[0])
+        raise ZspaceError(f"{what} {path} is a folder; name a file, e.g. {example}")
     if path.suffix.lower() not in suffixes:
         raise ZspaceError(f"{what} must end in {' or '.join(suffixes)}, got {path}")
-    if path.is_dir():
-        raise ZspaceError(f"{what} {path} is a folder; name a file, e.g. {path / ('out' + suffixes[0])}")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

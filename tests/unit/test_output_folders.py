@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from zspace.checkpoint import (
-    atomic_write_bytes,
     load_module_weights,
     remove_stale_temporaries,
     save_tensors,
@@ -25,6 +24,7 @@ from zspace.files import output_file, save_npz, save_png, written_by_zspace
 from zspace.pipeline.cache import Stage, StageContext, run_stages
 from zspace.pipeline.config import StudyConfig
 from zspace.runs import AUTOENCODER, LATENT_GAN, OWNER_FILE, RunDir, claim_folder, folder_owner
+from zspace.training.loop import TrainingParts, run_epochs
 
 
 def _files(folder) -> dict[str, bytes]:
@@ -222,3 +222,13 @@ def test_a_full_disk_during_a_write_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
     assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] != 4096  # only the child was limited
+
+
+def test_a_resume_before_the_first_checkpoint_does_not_log_an_epoch_twice(tmp_path):
+    # Killed after epoch 1's metric line but before its checkpoint: epoch 1 runs again.
+    run = RunDir(tmp_path / "run")
+    run.write_config(AUTOENCODER, {})
+    run.append_metrics({"epoch": 1, "loss": 9.0})
+    parts = TrainingParts({"model": torch.nn.Linear(2, 2)})
+    run_epochs(run, parts, 2, lambda epoch: {"loss": 1.0 / epoch}, "cpu", resume=True)
+    assert [(r["epoch"], r["loss"]) for r in run.read_metrics()] == [(1, 1.0), (2, 0.5)]

@@ -146,8 +146,10 @@ def run_epochs(
     start_epoch = 0
     if resume and run.checkpoint_path.is_file():
         start_epoch = load_checkpoint(run, parts, device)
-        if is_main_process:
-            run.keep_metrics_through(start_epoch)
+    if resume and is_main_process:
+        # Also without a checkpoint: a run killed between its first metric line and its
+        # first checkpoint starts again from epoch 1, and must not log epoch 1 twice.
+        run.keep_metrics_through(start_epoch)
     for epoch in range(start_epoch + 1, epochs + 1):
         started = time.perf_counter()
         metrics = train_epoch(epoch)
