@@ -1,20 +1,21 @@
 """Single files zspace writes for users (grids, figures, arrays): atomically, tagged as
 zspace's, and never over a file zspace did not write.
 
-A PNG carries a "Software: zspace ..." text chunk and an .npz a `zspace_version` array, so a
-later command can tell its own output, which it may replace, from a user's file, which it
-refuses to touch.
+A PNG carries a "Software: zspace ..." text chunk, an .npz a `zspace_version` array and a JSON
+object a "zspace_version" key, so a later command can tell its own output, which it may
+replace, from a user's file, which it refuses to touch.
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from zspace.checkpoint import atomic_open
+from zspace.checkpoint import atomic_open, atomic_write_json
 from zspace.errors import ZspaceError
 from zspace.version import __version__
 
@@ -32,6 +33,9 @@ def written_by_zspace(path: str | Path) -> bool:
         if path.suffix.lower() == ".npz":
             with zipfile.ZipFile(path) as archive:
                 return f"{NPZ_TAG}.npy" in archive.namelist()
+        if path.suffix.lower() == ".json":
+            saved = json.loads(path.read_text())
+            return isinstance(saved, dict) and NPZ_TAG in saved
     except (OSError, UnidentifiedImageError, zipfile.BadZipFile, ValueError):
         return False
     return False
@@ -82,4 +86,11 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     path = Path(path)
     with atomic_open(path) as handle:
         np.savez(handle, **arrays, **{NPZ_TAG: np.array(__version__)})
+    return path
+
+
+def save_json(path: str | Path, data: dict) -> Path:
+    """A JSON object, tagged with "zspace_version", written atomically."""
+    path = Path(path)
+    atomic_write_json(path, {**data, NPZ_TAG: __version__})
     return path

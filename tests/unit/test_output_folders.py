@@ -20,7 +20,7 @@ from zspace.checkpoint import (
 )
 from zspace.cli.main import main
 from zspace.errors import RunError, ZspaceError
-from zspace.files import output_file, save_npz, save_png, written_by_zspace
+from zspace.files import output_file, save_json, save_npz, save_png, written_by_zspace
 from zspace.pipeline.cache import Stage, StageContext, run_stages
 from zspace.pipeline.config import StudyConfig
 from zspace.runs import AUTOENCODER, LATENT_GAN, OWNER_FILE, RunDir, claim_folder, folder_owner
@@ -145,7 +145,12 @@ def test_weights_with_nan_are_refused_in_one_line(tmp_path):
 def test_output_files_replace_only_zspace_files(tmp_path):
     grid = save_png(Image.new("L", (4, 4)), tmp_path / "grid.png")
     arrays = save_npz(tmp_path / "codes.npz", {"codes": np.zeros((2, 3), np.float32)})
-    assert written_by_zspace(grid) and written_by_zspace(arrays)
+    report = save_json(tmp_path / "metrics.json", {"fd": 1.0})
+    assert written_by_zspace(grid) and written_by_zspace(arrays) and written_by_zspace(report)
+    assert output_file(report, (".json",)) == report
+    (tmp_path / "mine.json").write_text('{"fd": 2}')
+    with pytest.raises(ZspaceError, match="zspace did not write it"):
+        output_file(tmp_path / "mine.json", (".json",))
     with np.load(arrays, allow_pickle=False) as npz:
         assert npz["codes"].shape == (2, 3)
     assert output_file(grid, (".png",)) == grid

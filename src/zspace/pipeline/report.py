@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from zspace.checkpoint import atomic_write_json, atomic_write_text
+from zspace.checkpoint import atomic_write_text
+from zspace.files import save_json
 from zspace.pipeline.config import StudyConfig
 from zspace.pipeline.document import Document
 from zspace.pipeline.presets_comparison import table_rows
@@ -251,7 +252,7 @@ def write_evaluations(run_dir: Path, results: dict, config: StudyConfig) -> None
         if row is None or not config_path.is_file():
             continue  # the training-reconstructions ceiling has no run folder of its own
         kind = json.loads(config_path.read_text()).get("kind")
-        atomic_write_json(
+        save_json(
             config_path.parent / EVALUATION_FILE,
             {
                 "source": str(config_path.parent),
