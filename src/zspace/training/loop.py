@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from zspace.checkpoint import (
     load_tensors,
     optimizer_from_tensors,
-    read_metadata,
     optimizer_to_tensors,
+    read_metadata,
     rng_from_tensors,
     rng_to_tensors,
     save_tensors,
