@@ -44,3 +44,51 @@ def wait_until_healthy(server, base: str, httpx, seconds: float = 90) -> None:
             pass
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.2)
+
+
+def untrained_gan_sampler(conditional: bool = True):
+    """A latent GAN sampler with random weights (seeded), for web tests that need no MNIST: it
+    draws noise, not digits, through the same code paths as a trained run."""
+    from zspace.models.autoencoder import Autoencoder
+    from zspace.models.encoders import AutoencoderConfig
+    from zspace.models.gan import CodeScaler, Generator, config_for_preset
+    from zspace.sampling.gan import GANSampler
+
+    torch.manual_seed(0)
+    config = config_for_preset("reference", data_dim=64, conditional=conditional)
+    autoencoder = Autoencoder(AutoencoderConfig(latent_dim=64)).eval()
+    return GANSampler(config, Generator(config), CodeScaler(64), autoencoder).freeze()
+
+
+def digit_picture_bytes(strokes, size: int, dark_on_light: bool, jpeg: bool) -> bytes:
+    """A PNG (or JPEG) of `size` px square with `strokes` ((x0, y0, x1, y1) in 0..1) drawn
+    thick: what a user's drawing of a digit looks like to the upload endpoints."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    paper, ink = (255, 0) if dark_on_light else (0, 255)
+    picture = Image.new("L", (size, size), paper)
+    pen = ImageDraw.Draw(picture)
+    for x0, y0, x1, y1 in strokes:
+        # The middle 60% of the canvas, so the paper shows all around the digit.
+        ends = [size * (0.2 + 0.6 * value) for value in (x0, y0, x1, y1)]
+        pen.line(ends, fill=ink, width=max(2, size // 10))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG" if jpeg else "PNG")
+    return buffer.getvalue()
+
+
+def digit_pictures():
+    """A hypothesis strategy for uploads that are pictures of a digit (never blank)."""
+    from hypothesis import strategies as st
+
+    unit = st.floats(0, 1)
+    stroke = st.tuples(unit, unit, unit, unit)
+    return st.builds(
+        digit_picture_bytes,
+        st.lists(stroke, min_size=1, max_size=4),
+        st.integers(16, 96),
+        st.booleans(),
+        st.booleans(),
+    )

@@ -71,6 +71,10 @@ def test_health_and_info(client, web_cgan_run):
     assert info["metrics"]["epoch"] == 2
     assert info["limits"]["n"] == [1, 256]
     assert info["inverter"] is True  # the fixture run was trained with inverter_steps
+    # folder names only: nothing says where the runs are on the server's disk
+    assert info["run"] == web_cgan_run.name
+    assert info["config"]["autoencoder"]["source"] == "run"
+    assert str(web_cgan_run.parent) not in client.get("/api/info").text
 
 
 def test_generate_png_grid_is_deterministic(client):
@@ -186,7 +190,9 @@ def test_without_a_classifier(no_classifier_client, digit_png):
     files = {"image": ("d.png", digit_png, "image/png")}
     assert no_classifier_client.get("/api/health").json()["classifier"] is False
     assert_error(no_classifier_client.post("/api/classify", files=files), 503, "classifier")
-    assert_error(no_classifier_client.post("/api/restyle", files=files), 503, "classifier")
+    # The schema requires source_digit when no classifier is loaded: leaving it out is the
+    # request's mistake (400), not the server's (5xx).
+    assert_error(no_classifier_client.post("/api/restyle", files=files), 400, "source_digit")
     # with the digit given, restyling needs no classifier
     ok = no_classifier_client.post("/api/restyle?source_digit=7&format=json", files=files)
     assert ok.status_code == 200 and ok.json()["source"] == "request"
@@ -294,6 +300,7 @@ def test_unknown_paths_and_methods_answer_json(client):
     assert_error(client.get("/api/nothing"), 404)
     assert_error(client.post("/api/generate"), 405)
     assert_error(client.get("/api/classify"), 405)
+    assert client.post("/api/generate").headers["allow"] == "GET"  # RFC 9110
 
 
 # --- other runs and failure modes ---------------------------------------------------------------
@@ -342,6 +349,11 @@ def test_unconditional_run(small_ae_run, mnist_dir, tmp_path, digit_png):
         assert_error(plain.get("/api/interpolate?from_digit=1"), 400, "unconditional")
         restyle = plain.post("/api/restyle?source_digit=7", content=digit_png)
         assert_error(restyle, 400, "conditional")
+        # the schema offers only what this run answers: no digits, no restyles
+        paths = plain.get("/openapi.json").json()["paths"]
+        assert "/api/restyle" not in paths and "/api/classify" not in paths
+        names = {p["name"] for p in paths["/api/interpolate"]["get"]["parameters"]}
+        assert "from_digit" not in names and "seed" in names
 
 
 def test_create_app_needs_a_sampler_run(small_ae_run, tmp_path):
@@ -371,6 +383,12 @@ def test_a_gmm_baseline_run_is_served_without_noise_operations(gmm_run, digit_pn
     assert not app.state.lanes.restyles.in_processes
     with TestClient(app) as gmm:
         assert gmm.get("/api/info").json()["config"]["kind"] == GMM_BASELINE
+        paths = gmm.get("/openapi.json").json()["paths"]
+        assert "/api/restyle" not in paths
+        space = next(
+            p for p in paths["/api/interpolate"]["get"]["parameters"] if p["name"] == "space"
+        )
+        assert space["schema"]["enum"] == ["ae"]
         grid = gmm.get("/api/generate?digit=4&n=9&seed=2&scale=1")
         assert grid.status_code == 200 and png_size(grid.content) == (3 * 30 + 2, 3 * 30 + 2)
         assert gmm.get("/api/generate?digit=4&n=9&seed=2&scale=1").content == grid.content
@@ -378,7 +396,10 @@ def test_a_gmm_baseline_run_is_served_without_noise_operations(gmm_run, digit_pn
         assert body["labels"] == [d for d in range(10) for _ in range(2)]
         morph = gmm.get("/api/interpolate?from_digit=1&to_digit=7&steps=5&space=ae&format=json")
         assert morph.status_code == 200 and len(morph.json()["images"]) == 5
-        noise_path = gmm.get("/api/interpolate?from_digit=1&to_digit=7")
+        # without a noise space, morphs walk the codes by default
+        default = gmm.get("/api/interpolate?from_digit=1&to_digit=7&steps=5&format=json")
+        assert default.status_code == 200 and default.json()["space"] == "ae"
+        noise_path = gmm.get("/api/interpolate?from_digit=1&to_digit=7&space=gan")
         message = assert_error(noise_path, 400, "gmm-baseline", "no noise space", "space=ae")
         assert "\n" not in message
         files = {"image": ("d.png", digit_png, "image/png")}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 
 from zspace.cli.common import positive_float, positive_int
 from zspace.errors import ZspaceError
+
+# zspace.web.server.ServerLimits' default, repeated so that --help needs no web extra.
+DEFAULT_MAX_CONNECTIONS = 2048
 
 
 def register(subparsers) -> None:
@@ -16,6 +20,23 @@ def register(subparsers) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host header to answer besides localhost, 127.0.0.1 and [::1] (repeatable; for "
+        "a proxy or a name in front of the server; '*' answers any). On a loopback --host "
+        "other Hosts are refused, which keeps web pages from reaching the server through DNS "
+        "rebinding; on other addresses every Host is answered unless this is given",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open connections at most (default {DEFAULT_MAX_CONNECTIONS}); beyond it "
+        "the connection that has waited longest on its client is closed",
+    )
     serve.add_argument(
         "--classifier",
         default=None,
@@ -56,13 +77,13 @@ def register(subparsers) -> None:
 
 
 def run_serve(args) -> int:
-    # Imported here: the web extra is optional, and `zspace --help` stays light without it.
     try:
-        # Imported when this command runs: the other commands and --help do not load it.
+        # Imported when this command runs: the web extra is optional, and the other commands
+        # and --help do not load it.
         import uvicorn
 
-        # Imported when this command runs: the other commands and --help do not load it.
-        from zspace.web.app import SETTINGS_VARIABLE, create_app
+        from zspace.web.app import LOOPBACK_HOSTS, SETTINGS_VARIABLE, create_app
+        from zspace.web.server import ServerLimits, raise_file_limit, uvicorn_options
     except ImportError as error:
         raise ZspaceError(
             f"the web server needs the web extra ({error.name} is missing): "
@@ -78,24 +99,40 @@ def run_serve(args) -> int:
         "inference_threads": args.inference_threads,
         "restyle_workers": args.restyle_workers,
         "engine": args.engine,
+        "allowed_hosts": allowed_hosts(args.host, args.allowed_host, LOOPBACK_HOSTS),
     }
     app = create_app(**settings)  # with several workers: only to report a bad run here, once
+    limits = ServerLimits(max_connections=raise_file_limit(args.max_connections))
+    options = {"host": args.host, "port": args.port, "log_level": "warning"}
+    options.update(uvicorn_options(limits))
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     _note_slow_restyles(app.state.service, args.run_dir)
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(app, **options)
         return 0
     del app
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     uvicorn.run(
-        "zspace.web.app:app_from_environment",
-        factory=True,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
+        "zspace.web.app:app_from_environment", factory=True, workers=args.workers, **options
     )
     return 0
+
+
+def allowed_hosts(host: str, extra: list[str], loopback: tuple[str, ...]) -> list[str] | None:
+    """The Host header values to answer: on a loopback address its names plus `extra`;
+    elsewhere only `extra` when given, else any (None)."""
+    if is_loopback(host):
+        return [*loopback, *extra]
+    return [*loopback, *extra] if extra else None
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _note_slow_restyles(service, run_dir) -> None:

@@ -5,7 +5,12 @@ each reads its parameters and runs a model call off the event loop, with a time 
 of two lanes (lanes.py): quick calls (generate, interpolate, classify: a few ms) on a thread
 pool, and restyles (a noise search, 5-50 ms each; restyle.py) in a worker process, so a quick
 request never waits behind a restyle. User mistakes become a 4xx response with a JSON body
-{"error": "...one line naming the problem..."}.
+{"error": "...one line naming the problem..."}; every status a route can answer is in the
+OpenAPI schema, which is cut to what the loaded run can do (see run_schema).
+
+Around the routes, two guards run first: a Host check (a server on loopback answers only
+requests addressed to localhost, so a page on another site cannot reach it by DNS rebinding)
+and BodyLimits (uploads.py: a size limit and a deadline for every request body).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,9 +26,11 @@ from typing import Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from zspace import __version__
 from zspace.errors import ZspaceError
@@ -33,12 +41,49 @@ from zspace.web.lanes import Lanes
 from zspace.web.restyle import read_source, restyle_answer
 from zspace.web.run_info import MAX_REQUEST_SAMPLES, MAX_STEPS, load_models, run_info
 from zspace.web.service import RESTYLE_ACTION, DigitService, ServiceUnavailable
-from zspace.web.uploads import UPLOAD_BODY, read_upload
+from zspace.web.uploads import (
+    BODY_TIMEOUT,
+    UPLOAD_BODY,
+    BodyLimits,
+    BodyReadTimeout,
+    read_upload,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_MEDIA = {"content": {"image/png": {}}, "description": "PNG image"}
 # User mistakes other than 400 Bad Request (every other ZspaceError).
-ERROR_STATUS = ((UploadTooLarge, 413), (ServiceUnavailable, 503))
+ERROR_STATUS = ((UploadTooLarge, 413), (BodyReadTimeout, 408), (ServiceUnavailable, 503))
+# Answers after which the connection closes: the request body was left unread.
+CLOSING_STATUS = (408, 413)
+LOG = logging.getLogger("zspace.web")
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI `responses` for error statuses: each a JSON body {"error": "..."}."""
+    meaning = {
+        400: "A request the run cannot answer, an unusable upload, or a Host not allowed",
+        408: "The request body did not arrive in time",
+        413: "The upload is larger than 1 MB",
+        422: "A parameter out of range or of the wrong type",
+        503: "The models did not answer in time, or a model this needs is not loaded",
+    }
+    body = {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}},
+            "required": ["error"],
+        }
+    }
+    return {
+        status: {"description": meaning[status], "content": {"application/json": body}}
+        for status in statuses
+    }
+
+
+# Every route can answer 400 (a Host not allowed) and 503; a route with parameters 422.
+PLAIN_ERRORS = error_responses(400, 503)
+QUERY_ERRORS = error_responses(400, 422, 503)
+UPLOAD_ERRORS = error_responses(400, 408, 413, 422, 503)
 
 # `zspace serve --workers N` starts N server processes that share one listening socket; each
 # builds its own app from the settings the command leaves in this variable.
@@ -57,6 +102,8 @@ def create_app(
     restyle_workers: int = 1,
     restyle_processes: bool = True,
     engine: str = "pytorch",
+    allowed_hosts: list[str] | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> FastAPI:
     """The zspace web app.
 
@@ -77,6 +124,9 @@ def create_app(
         engine: what draws the digits of quick calls: "pytorch", or "onnxruntime" (a GAN's
             exported sampler graph, zspace.export.runtime; needs the export extra). Restyles
             and soft-label morphs stay in PyTorch.
+        allowed_hosts: the Host header values (without port) answered; others get a 400.
+            None answers any (`zspace serve` on loopback passes LOOPBACK_HOSTS).
+        body_timeout: seconds a request body may take to arrive before a 408.
     """
     models = load_models(run_dir, generator, classifier, classifier_dir, device)
     models.generator = with_engine(models.generator, engine)
@@ -107,6 +157,11 @@ def create_app(
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api)
+    app.openapi = lambda: run_schema(app)
+    # The last added runs first: the Host check before anything reads the body.
+    app.add_middleware(BodyLimits, timeout=body_timeout)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHosts, hosts=allowed_hosts)
     return app
 
 
@@ -132,19 +187,59 @@ async def lifespan(app: FastAPI):
     app.state.lanes.shutdown()
 
 
+# --- guards ----------------------------------------------------------------------------------
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+class TrustedHosts:
+    """ASGI middleware: answer only requests whose Host header (port aside) is in `hosts`
+    ("*" allows any); others get a 400. A request without a Host header passes (HTTP/1.0)."""
+
+    def __init__(self, app, hosts: list[str]):
+        self.app = app
+        self.hosts = {host_name(host) for host in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and "*" not in self.hosts:
+            host = host_header(scope)
+            if host is not None and host_name(host) not in self.hosts:
+                response = error_response(400, f"the Host {host[:60]!r} is not served here")
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def host_header(scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return value.decode("latin-1")
+    return None
+
+
+def host_name(host: str) -> str:
+    """'LocalHost:8000' -> 'localhost', '[::1]:8000' -> '[::1]'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0].rstrip(".") if ":" in host else host.rstrip(".")
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 
 def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(ZspaceError, on_user_error)
     app.add_exception_handler(Exception, on_bug)
     app.add_exception_handler(asyncio.TimeoutError, on_timeout)
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    if status in CLOSING_STATUS:
+        headers = {**(headers or {}), "Connection": "close"}
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def on_validation_error(request: Request, error: RequestValidationError):
@@ -152,7 +247,14 @@ async def on_validation_error(request: Request, error: RequestValidationError):
 
 
 async def on_http_error(request: Request, error: StarletteHTTPException):
-    return error_response(error.status_code, str(error.detail))
+    # Keeps the exception's headers: a 405 must say which methods are allowed (Allow).
+    return error_response(error.status_code, str(error.detail), error.headers)
+
+
+async def on_client_disconnect(request: Request, error: ClientDisconnect):
+    # The client went away mid-upload: nobody to answer, and nothing worth a traceback.
+    LOG.info("client disconnected before sending the whole body of %s", request.url.path)
+    return Response(status_code=400)
 
 
 async def on_user_error(request: Request, error: ZspaceError):
@@ -224,7 +326,7 @@ def png_response(data: bytes) -> Response:
     return Response(data, media_type="image/png")
 
 
-@api.get("/api/health", summary="Liveness and which models are loaded")
+@api.get("/api/health", summary="Liveness and which models are loaded", responses=PLAIN_ERRORS)
 async def health(request: Request):
     service = request.app.state.service
     return {
@@ -235,7 +337,7 @@ async def health(request: Request):
     }
 
 
-@api.get("/api/info", summary="The run's config and key metrics")
+@api.get("/api/info", summary="The run's config and key metrics", responses=PLAIN_ERRORS)
 async def run_information(request: Request):
     return request.app.state.info
 
@@ -245,7 +347,7 @@ async def run_information(request: Request):
     summary="Sample digits",
     description="`n` samples of `digit` as a PNG grid (or JSON with one base64 PNG per "
     "image). Without `digit`, a conditional run gives a row of `n` for each digit 0-9.",
-    responses={200: IMAGE_MEDIA},
+    responses={200: IMAGE_MEDIA, **QUERY_ERRORS},
 )
 async def generate(
     request: Request,
@@ -282,7 +384,7 @@ def generate_answer(service: DigitService, digit, n, seed, scale, format):
     "line between the two ends' autoencoder codes. The noise of a seed is the same for "
     "every digit, so a morph between digits keeps one handwriting style. A run without "
     "noise (gmm-baseline) has only `space=ae`.",
-    responses={200: IMAGE_MEDIA},
+    responses={200: IMAGE_MEDIA, **QUERY_ERRORS},
 )
 async def interpolate(
     request: Request,
@@ -291,11 +393,14 @@ async def interpolate(
     seed: int = seed_query(),
     to_seed: int | None = Query(None, ge=0, le=MAX_SEED, description="default: seed"),
     steps: int = Query(10, ge=2, le=MAX_STEPS),
-    space: Literal["gan", "ae"] = Query("gan"),
+    space: Literal["gan", "ae"] | None = Query(
+        None, description="gan or ae; default: gan for a run with noise, else ae"
+    ),
     scale: int = scale_query(),
     format: Literal["png", "json"] = format_query(),
 ):
     ends = (from_digit, to_digit, seed, seed if to_seed is None else to_seed)
+    space = space or request.app.state.service.interpolation_spaces[0]
     lanes = request.app.state.lanes
     return await lanes.quick(interpolate_answer, ends, steps, space, scale, format)
 
@@ -323,6 +428,7 @@ def interpolate_answer(service: DigitService, ends: tuple, steps, space, scale, 
     description="Answers the classifier's digit and its ten probabilities. Light-on-dark "
     "and dark-on-light images both work (`inverted` says which it was).",
     openapi_extra=UPLOAD_BODY,
+    responses=UPLOAD_ERRORS,
 )
 async def classify(request: Request):
     data = await read_upload(request)
@@ -342,7 +448,7 @@ def classify_answer(service: DigitService, data: bytes) -> dict:
     "the classifier, or given as `source_digit`) matches the upload, then draws that noise "
     "as `digit` (omit it for all ten digits). Needs a conditional run with noise (a GAN).",
     openapi_extra=UPLOAD_BODY,
-    responses={200: IMAGE_MEDIA},
+    responses={200: IMAGE_MEDIA, **UPLOAD_ERRORS},
 )
 async def restyle(
     request: Request,
@@ -361,3 +467,60 @@ async def restyle(
     arguments = (source, digits, seed, format, scale)
     answer = await lanes.restyle(restyle_answer, *arguments, deadline=deadline)
     return png_response(answer) if format == "png" else answer
+
+
+# --- the schema ------------------------------------------------------------------------------
+
+DIGIT_PARAMETERS = ("digit", "from_digit", "to_digit", "source_digit")
+
+
+def run_schema(app: FastAPI) -> dict:
+    """The OpenAPI schema, cut to what the loaded run answers, so that every request the
+    schema allows is one this server serves: no digits for an unconditional run, `from_digit`
+    required for a conditional one, only the run's morph spaces, restyles only for a
+    conditional run with noise, and classification only with a classifier."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        cut_to_run(schema["paths"], app.state.service)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def cut_to_run(paths: dict, service: DigitService) -> None:
+    if not service.can_restyle:
+        paths.pop("/api/restyle", None)
+    if service.classifier is None:
+        paths.pop("/api/classify", None)
+    for path, operations in paths.items():
+        for operation in operations.values():
+            operation["parameters"] = [
+                _parameter_for_run(parameter, service, path == "/api/restyle")
+                for parameter in operation.get("parameters", [])
+                if service.conditional or parameter["name"] not in DIGIT_PARAMETERS
+            ]
+
+
+def _parameter_for_run(parameter: dict, service: DigitService, in_restyle: bool) -> dict:
+    name = parameter["name"]
+    parameter = {**parameter, "schema": without_null(parameter["schema"])}
+    if name == "from_digit" and service.conditional:
+        parameter = {**parameter, "required": True}
+    if name == "source_digit" and in_restyle and service.classifier is None:
+        parameter = {**parameter, "required": True}  # nothing else can read the upload
+    if name == "space":
+        spaces = service.interpolation_spaces
+        parameter = {**parameter, "schema": {"enum": spaces, "type": "string"}}
+    return parameter
+
+
+def without_null(schema: dict) -> dict:
+    """A query parameter's schema without FastAPI's `null` choice: a query string cannot send
+    null (`digit=null` is the text "null"); leaving the parameter out is how to say None."""
+    choices = schema.get("anyOf")
+    if not choices:
+        return schema
+    kept = [choice for choice in choices if choice.get("type") != "null"]
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}

@@ -17,13 +17,18 @@ time limit (waiting included) across the calls it makes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from pathlib import Path
 
 from zspace.web.restyle import call_in_worker, start_worker, worker_ready
 from zspace.web.service import DigitService, ServiceUnavailable, one_torch_thread
+
+# Seconds stopping worker processes may take before they are killed (see RestyleLane.shutdown).
+WORKER_STOP_TIMEOUT = 1.0
 
 
 class RestyleLane:
@@ -89,12 +94,33 @@ class RestyleLane:
                 self.start()
             raise ServiceUnavailable("the restyle worker stopped; try again") from None
 
-    def shutdown(self) -> None:
-        """Drop waiting calls; wait for running ones (a restyle takes well under a second),
-        so that the worker processes have stopped when this returns."""
-        for pool in (self._threads, self._processes):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, timeout: float = WORKER_STOP_TIMEOUT) -> None:
+        """Drop waiting calls and stop the worker processes, within about `timeout` seconds.
+
+        A worker is not waited for: at the lowest priority on a busy machine, its restyle (or
+        its start-up) can take a minute, and a server told to stop must stop. Workers still
+        running after SIGTERM and `timeout` are killed. Restyle threads are left to finish.
+        """
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            stop_processes(self._processes, timeout)
+
+
+def stop_processes(pool: ProcessPoolExecutor, timeout: float) -> None:
+    """Shut `pool` down now: SIGTERM its workers, SIGKILL those alive after `timeout` s."""
+    # The executor has no public way to stop a busy worker (Python 3.14 adds
+    # terminate_workers); its `_processes` maps pid -> multiprocessing.Process.
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.join(max(deadline - time.monotonic(), 0))
+        if worker.is_alive():
+            worker.kill()
+            worker.join(1)
 
 
 class Lanes:
@@ -114,10 +140,18 @@ class Lanes:
         timeout: float = 30.0,
     ):
         self.service, self.timeout = service, timeout
-        self._quick = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="zspace-infer", initializer=one_torch_thread
+        self._new_quick_pool = functools.partial(
+            ThreadPoolExecutor,
+            max_workers=threads,
+            thread_name_prefix="zspace-infer",
+            initializer=one_torch_thread,
         )
-        self.restyles = RestyleLane(service, run_dir, device=device, workers=restyle_workers)
+        self._new_restyle_lane = functools.partial(
+            RestyleLane, service, run_dir, device=device, workers=restyle_workers
+        )
+        self._quick = self._new_quick_pool()
+        self.restyles = self._new_restyle_lane()
+        self._stopped = False
 
     def deadline(self) -> float:
         """When a request starting now runs out of time (on the running loop's clock)."""
@@ -140,8 +174,12 @@ class Lanes:
         return max(deadline - asyncio.get_running_loop().time(), 0.001)
 
     def start(self) -> None:
+        if self._stopped:  # started again after a shutdown (a test client opened twice)
+            self._quick, self.restyles = self._new_quick_pool(), self._new_restyle_lane()
+            self._stopped = False
         self.restyles.start()
 
     def shutdown(self) -> None:
+        self._stopped = True
         self._quick.shutdown(wait=False, cancel_futures=True)
         self.restyles.shutdown()

@@ -1,10 +1,16 @@
-"""The run a server answers from: loading its sampler and classifier, and what /api/info shows."""
+"""The run a server answers from: loading its sampler and classifier, and what /api/info shows.
+
+/api/info names folders, never where they are: a path on the server's disk tells a client
+about the machine (user names, layout) and nothing it can use, so absolute paths in configs
+are cut to their last part.
+"""
 
 from __future__ import annotations
 
 import json
+import ntpath
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from zspace import __version__
 from zspace.errors import ZspaceError
@@ -101,14 +107,15 @@ def _run_folder_info(run: RunDir) -> dict:
     """The run's path, config, last metrics line and evaluation reports (eval*.json)."""
     metrics = run.read_metrics()
     info = {
-        "run": str(run.path),
-        "config": run.read_config(),
+        "run": folder_name(run.path),
+        "config": without_absolute_paths(run.read_config()),
         "metrics": metrics[-1] if metrics else None,
     }
     # Evaluation reports written next to the run (e.g. evaluation.json) are key metrics too.
     for path in sorted(run.path.glob("eval*.json")):
         try:
-            info.setdefault("evaluation", {})[path.stem] = json.loads(path.read_text())
+            report = without_absolute_paths(json.loads(path.read_text()))
+            info.setdefault("evaluation", {})[path.stem] = report
         except (OSError, ValueError):
             continue
     return info
@@ -117,4 +124,26 @@ def _run_folder_info(run: RunDir) -> dict:
 def _classifier_info(classifier_dir: Path | None) -> dict | None:
     if classifier_dir is None:
         return None
-    return {"run": str(classifier_dir), "config": RunDir(classifier_dir).read_config()}
+    config = without_absolute_paths(RunDir(classifier_dir).read_config())
+    return {"run": folder_name(classifier_dir), "config": config}
+
+
+def folder_name(path: Path) -> str:
+    """A run folder's own name (the last part of its resolved path)."""
+    return Path(path).resolve().name
+
+
+def without_absolute_paths(value):
+    """`value` (parsed JSON) with every absolute path in it cut to its last part."""
+    if isinstance(value, dict):
+        return {key: without_absolute_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_absolute_paths(item) for item in value]
+    if isinstance(value, str) and is_absolute_path(value):
+        return PurePosixPath(value.replace("\\", "/")).name
+    return value
+
+
+def is_absolute_path(text: str) -> bool:
+    """'/home/x', '~/x', 'C:\\x' or '\\\\server\\share'; not '../x', not a URL."""
+    return text.startswith(("/", "~", "\\")) or ntpath.isabs(text)

@@ -62,6 +62,12 @@ class DigitService:
         """Whether restyles apply: a conditional sampler with noise."""
         return self.conditional and bool(self.generator.has_noise)
 
+    @property
+    def interpolation_spaces(self) -> list[str]:
+        """The morph spaces this run has, the default first: "gan" (noise), "ae" (codes)."""
+        spaces = ["gan"] if self.generator.has_noise else []
+        return spaces + (["ae"] if self.generator.autoencoder is not None else [])
+
     def require_noise(self, action: str) -> None:
         """One line (ZspaceError) when the sampler has no noise space to `action` in."""
         refuse_without_noise(self.generator, action)
@@ -163,9 +169,10 @@ class DigitService:
         if source_digit is not None:
             return source_digit, None
         if self.classifier is None:
-            raise ServiceUnavailable(
-                "no classifier is loaded to read the uploaded digit; start the server "
-                "with --classifier RUN or pass source_digit"
+            # The request's to fix (the schema requires source_digit here), so a 400, not 503.
+            raise ZspaceError(
+                "source_digit is required: no classifier is loaded to read the uploaded digit "
+                "(or start the server with --classifier RUN)"
             )
         classification = self.classify(image)
         return classification.digit, classification

@@ -1,9 +1,17 @@
 """Reading an uploaded image from a request: the body, at most 1 MB, raw or multipart.
 
 `read_upload` answers the image's bytes; it does not decode them (imaging.py does, in a lane).
+`BodyLimits` guards every request body before any route sees it: a size limit and a deadline,
+so that a stalled or endless upload is answered (413, 408) and its memory freed.
 """
 
 from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import functools
+import json
 
 from fastapi import Request
 
@@ -12,20 +20,37 @@ from zspace.web.imaging import MAX_UPLOAD_BYTES, UploadTooLarge
 
 # Multipart framing around a 1 MB file is a few hundred bytes; allow a little more than that.
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 16_384
+# Seconds a whole request body may take to arrive (1 MB at 100 kB/s; a drawing is a few kB).
+BODY_TIMEOUT = 10.0
+# Bodies at least this large are worth returning their memory to the OS after (see below).
+LARGE_BODY_BYTES = 256 * 1024
+TRIM_DELAY = 0.5  # seconds from a large body to malloc_trim; a burst shares one call
 
-# The OpenAPI description of the request body that upload endpoints take.
+
+class BodyReadTimeout(ZspaceError):
+    """A request body that did not arrive within its deadline (answered with 408)."""
+
+    def __init__(self, timeout: float):
+        super().__init__(f"the request body did not arrive within {timeout:g} s")
+
+
+# The OpenAPI description of the request body that upload endpoints take. JSON Schema cannot
+# say "a picture of a digit"; the media types and the description do, and bytes that do not
+# decode, or a blank picture, are answered 400.
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "description": "An image of one digit (PNG or JPEG, at most 1 MB), either as a "
-        "multipart form field named `image` or as the raw request body.",
+        "description": "A picture of one digit (PNG or JPEG, at most 1 MB; not blank), either "
+        "as a multipart form field named `image` or as the raw request body.",
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "properties": {"image": {"type": "string", "format": "binary"}},
                     "required": ["image"],
-                }
+                    "additionalProperties": False,
+                },
+                "encoding": {"image": {"contentType": "image/png, image/jpeg"}},
             },
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -49,16 +74,9 @@ async def read_upload(request: Request) -> bytes:
 
 
 async def read_body(request: Request) -> bytes:
-    """The whole request body; UploadTooLarge as soon as it (or its declared size) is too big."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise UploadTooLarge()
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise UploadTooLarge()
-    return bytes(body)
+    """The whole request body (BodyLimits has bounded its size and time)."""
+    chunks = [chunk async for chunk in request.stream()]
+    return b"".join(chunks)
 
 
 async def multipart_image(request: Request, body: bytes) -> bytes:
@@ -88,3 +106,106 @@ def _image_field(form):
     if not hasattr(upload, "read"):
         raise ZspaceError("the form field image must be a file, not text")
     return upload
+
+
+class BodyLimits:
+    """ASGI middleware: every request body at most `max_bytes`, arriving within `timeout` s.
+
+    A declared Content-Length over the limit is answered 413 before a byte is read; a body that
+    grows past it, or is still arriving at its deadline, raises UploadTooLarge or
+    BodyReadTimeout in the route reading it (answered 413 or 408). Either way the connection
+    closes, since the rest of the body is never read.
+    """
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT):
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            return await send_closing_error(send, 413, str(UploadTooLarge(declared)))
+        limited = LimitedReceive(receive, self.max_bytes, self.timeout)
+        try:
+            await self.app(scope, limited, send)
+        finally:
+            if limited.received >= LARGE_BODY_BYTES:
+                return_freed_memory()
+
+
+class LimitedReceive:
+    """An ASGI `receive` that enforces a body's size and deadline until the body is complete."""
+
+    def __init__(self, receive, max_bytes: int, timeout: float):
+        self.receive, self.max_bytes, self.timeout = receive, max_bytes, timeout
+        self.received = 0
+        self.body_complete = False
+        self.deadline = asyncio.get_running_loop().time() + timeout
+
+    async def __call__(self):
+        if self.body_complete:  # later calls wait for a disconnect: no deadline
+            return await self.receive()
+        time_left = self.deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(self.receive(), max(time_left, 0))
+        except asyncio.TimeoutError:
+            raise BodyReadTimeout(self.timeout) from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_bytes:
+                raise UploadTooLarge()
+            self.body_complete = not message.get("more_body", False)
+        return message
+
+
+def declared_length(scope) -> int | None:
+    """The request's Content-Length, or None when it has none (or an unreadable one)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def send_closing_error(send, status: int, message: str) -> None:
+    """Answer {"error": message} and close the connection (its body is left unread)."""
+    body = json.dumps({"error": message}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def return_freed_memory() -> None:
+    """Soon hand the memory freed after large bodies back to the OS (one call for a burst).
+
+    glibc keeps freed heap memory for reuse, so a burst of large uploads would otherwise leave
+    the server's RSS high for good. A no-op off glibc.
+    """
+    global _trim_pending
+    trim = _malloc_trim()
+    if trim is None or _trim_pending:
+        return
+    _trim_pending = True
+
+    def run_trim():
+        global _trim_pending
+        _trim_pending = False
+        trim(0)
+
+    asyncio.get_running_loop().call_later(TRIM_DELAY, run_trim)
+
+
+_trim_pending = False
+
+
+@functools.cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
