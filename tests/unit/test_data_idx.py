@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import sys
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,9 @@ import torch
 
 from zspace.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_images, read_idx_labels
 from zspace.errors import DataError
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+from reliability_fuzz import PeakRss  # noqa: E402  (peak RSS of a block, measured per block)
 
 
 def _images(n, side=28):
@@ -104,7 +110,9 @@ def test_not_gzip(write_idx):
 
 
 def test_corrupt_gzip_stream(tmp_path):
-    data = gzip.compress(bytes(range(256)) * 100)
+    # a valid header, so the reader streams on into the cut-off payload
+    header = LABELS_MAGIC.to_bytes(4, "big") + (25_600).to_bytes(4, "big")
+    data = gzip.compress(header + bytes(range(10)) * 2_560, compresslevel=0)
     path = tmp_path / "cut.gz"
     path.write_bytes(data[: len(data) // 2])
     _expect_error(path, read_idx_labels, "corrupt gzip data")
@@ -131,3 +139,46 @@ def test_num_classes_is_a_parameter(write_idx):
     path = write_idx("lab.gz", LABELS_MAGIC, (3,), bytes([0, 1, 2]))
     assert read_idx_labels(path, num_classes=3).tolist() == [0, 1, 2]
     _expect_error(path, lambda p: read_idx_labels(p, num_classes=2), "outside 0..1")
+
+
+def _gzip_of_zeros_after(header: bytes, megabytes: int) -> bytes:
+    """A small gzip file (about 4.5 kB per MB) that inflates to `header` plus `megabytes` MB
+    of zeros, compressed in chunks so the test itself never holds the inflated data."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    parts = [compressor.compress(header)]
+    zeros = bytes(1 << 20)
+    parts += [compressor.compress(zeros) for _ in range(megabytes)]
+    return b"".join(parts) + compressor.flush()
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    # The issue's case: a 2.1 MB file cost 4.4 GB of RSS before the (correct) error.
+    header = IMAGES_MAGIC.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (10, 28, 28))
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(_gzip_of_zeros_after(header, 200))
+    assert path.stat().st_size < 2_000_000
+    with PeakRss() as memory:
+        _expect_error(path, read_idx_images, "more than 1048576 unexpected trailing bytes")
+    assert memory.growth_mb < 60, memory.growth_mb
+
+
+def test_absurd_dims_are_refused_before_reading(write_idx):
+    path = write_idx("img.gz", IMAGES_MAGIC, (2**32 - 1, 28, 28), bytes(784))
+    _expect_error(path, read_idx_images, "over the 2147483648 byte limit")
+    path = write_idx("lab.gz", LABELS_MAGIC, (2**32 - 1,), bytes(10))
+    _expect_error(path, read_idx_labels, "4294967295 labels", "byte limit")
+
+
+def test_header_declaring_more_than_the_file_holds_costs_only_what_it_holds(tmp_path):
+    header = IMAGES_MAGIC.to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in (2_000_000, 28, 28)
+    )
+    path = tmp_path / "short.gz"
+    path.write_bytes(_gzip_of_zeros_after(header, 20))
+    with PeakRss() as memory:
+        _expect_error(path, read_idx_images, "truncated", "2000000x28x28", "only 20971520 bytes")
+    assert memory.growth_mb < 100, memory.growth_mb
+
+
+def test_a_folder_is_not_a_file(tmp_path):
+    _expect_error(tmp_path, read_idx_labels, "is a folder")

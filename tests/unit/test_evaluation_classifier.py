@@ -81,8 +81,8 @@ def test_report_table_shows_samples_beside_the_ceiling():
     "arrays, message",
     [
         ({"pictures": np.zeros((5, 28, 28), np.uint8)}, "has no 'images'"),
-        ({"images": np.zeros((5, 32, 32), np.uint8)}, "must be uint8 (N, 28, 28)"),
-        ({"images": np.zeros((5, 28, 28), np.float32)}, "must be uint8 (N, 28, 28)"),
+        ({"images": np.zeros((5, 32, 32), np.uint8)}, "expected (N, 28, 28)"),
+        ({"images": np.zeros((5, 28, 28), np.float32)}, "expected uint8"),
         ({"images": np.zeros((5, 28, 28), np.uint8), "labels": np.zeros(4, np.int64)}, "'labels'"),
         ({"images": np.zeros((5, 28, 28), np.uint8), "labels": np.full(5, 12)}, "0..9"),
     ],

@@ -283,7 +283,7 @@ def test_a_damaged_run_refuses_to_export_in_one_line(tmp_path, capsys):
     assert "has no weights file" in _cli_error(capsys, missing, "--out", tmp_path / "o")
     no_model = tmp_path / "no-model"
     RunDir(no_model).write_config(AUTOENCODER, {"training": {}})
-    assert "looks damaged" in _cli_error(capsys, no_model, "--out", tmp_path / "o")
+    assert "'model' section is missing" in _cli_error(capsys, no_model, "--out", tmp_path / "o")
     garbled = _write_ae_run(tmp_path / "garbled", autoencoder)
     (garbled / "config.json").write_text("{not json")
     assert "is not valid JSON" in _cli_error(capsys, garbled, "--out", tmp_path / "o")

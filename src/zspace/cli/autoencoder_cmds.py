@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from zspace.cli.common import (
     add_data_arguments,
     add_training_arguments,
-    positive_float,
+    latent_dim_int,
+    learning_rate_float,
     positive_int,
     with_settings,
 )
@@ -19,6 +18,7 @@ from zspace.data import load_dataset
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid
+from zspace.files import output_file, save_npz
 from zspace.models.images import to_float_images
 from zspace.models.presets import (
     DEFAULT_AE_PRESET,
@@ -41,9 +41,9 @@ def register(subparsers) -> None:
     add_data_arguments(train)
     add_training_arguments(train)
     train.add_argument("--preset", default=None, help=f"architecture (default {DEFAULT_AE_PRESET})")
-    train.add_argument("--latent-dim", type=positive_int, default=None)
+    train.add_argument("--latent-dim", type=latent_dim_int, default=None)
     train.add_argument("--batch-size", type=positive_int, default=None)
-    train.add_argument("--lr", type=positive_float, default=None)
+    train.add_argument("--lr", type=learning_rate_float, default=None)
     train.add_argument("--loss", choices=["bce", "mse"], default=None)
     train.add_argument(
         "--positional",
@@ -140,24 +140,22 @@ def _dataset_for_run(args, run_dir: str):
 
 
 def run_encode(args) -> int:
+    out = output_file(args.out, (".npz",))
     model = load_autoencoder(args.run_dir, args.device)
     dataset = _dataset_for_run(args, args.run_dir)
     images = dataset.train_images if args.split == "train" else dataset.test_images
     labels = dataset.train_labels if args.split == "train" else dataset.test_labels
     codes = encode_images(model, images)
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ZspaceError(f"--out must end in .npz, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"codes": codes.numpy()}
     if labels is not None:
         arrays["labels"] = labels.numpy()
-    np.savez(out, **arrays)
+    save_npz(out, arrays)
     print(f"encoded {len(codes)} {args.split} images to {codes.shape[1]}-d codes -> {out}")
     return 0
 
 
 def run_reconstruct(args) -> int:
+    output_file(args.out, (".png",))
     model = load_autoencoder(args.run_dir, args.device)
     dataset = _dataset_for_run(args, args.run_dir)
     if not 0 <= args.start < len(dataset.test_images):

@@ -4,34 +4,70 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+
+from zspace import config_checks
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number >= `minimum`, with a one-line message otherwise."""
+def whole_number_in(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number in ``minimum..maximum``, with a one-line message
+    otherwise."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
+        if maximum is None and value < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum}, got {value}"
+            )
         return value
 
     return parse
 
 
-positive_int = _int_at_least(1)
-non_negative_int = _int_at_least(0)
+positive_int = whole_number_in(1)
+non_negative_int = whole_number_in(0)
+latent_dim_int = whole_number_in(1, config_checks.MAX_LATENT_DIM)
 
 
-def positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = _finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def learning_rate_float(text: str) -> float:
+    """An argparse type: a learning rate, finite, above 0 and at most the configs' limit."""
+    value = positive_float(text)
+    if value > config_checks.MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(
+            f"expected a learning rate of at most {config_checks.MAX_LEARNING_RATE:g}, "
+            f"got {value:g}"
+        )
     return value
 
 

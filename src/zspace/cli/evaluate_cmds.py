@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zspace.checkpoint import atomic_write_json
 from zspace.cli.common import add_data_arguments, non_negative_int, positive_int
+from zspace.files import output_file, save_json
 from zspace.training.cards import EVALUATION_FILE, write_card
 
 
@@ -64,6 +64,8 @@ def run_evaluate(args) -> int:
     # Imported when this command runs: the other commands and --help do not load it.
     from zspace.evaluation.sources import evaluate_source, format_report
 
+    if args.json:
+        output_file(args.json, (".json",), "--json")  # before the work, not after it
     result = evaluate_source(
         args.source,
         per_digit=args.n,
@@ -78,7 +80,7 @@ def run_evaluate(args) -> int:
     )
     print(format_report(result))
     if args.json:
-        atomic_write_json(Path(args.json), result)
+        save_json(args.json, result)
         # An evaluation written into the evaluated run (RUN/evaluation.json) joins its card.
         run = Path(args.source)
         if run.is_dir() and Path(args.json).resolve() == (run / EVALUATION_FILE).resolve():

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from zspace.cli.common import add_data_arguments, non_negative_int, positive_float, positive_int
+from zspace.cli.common import (
+    add_data_arguments,
+    learning_rate_float,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from zspace.errors import ZspaceError
 
 
@@ -61,8 +67,8 @@ def register(subparsers) -> None:
     )
     study.add_argument("--no-heads", action="store_true", help="skip the pixels/encoder head table")
     study.add_argument("--steps", type=positive_int, default=None, help="head training steps")
-    study.add_argument("--lr", type=positive_float, default=None, help="head learning rate")
-    study.add_argument("--weight-decay", type=float, default=None)
+    study.add_argument("--lr", type=learning_rate_float, default=None, help="head learning rate")
+    study.add_argument("--weight-decay", type=non_negative_float, default=None)
     study.add_argument(
         "--test-limit", type=positive_int, default=None, help="use only the first N test images"
     )

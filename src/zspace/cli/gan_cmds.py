@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zspace.checkpoint import atomic_write_json
 from zspace.cli.common import (
     add_data_arguments,
     add_training_arguments,
@@ -17,11 +16,12 @@ from zspace.cli.common import (
 from zspace.data import load_dataset
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
-from zspace.files import output_file
+from zspace.files import output_file, save_json
 from zspace.loading import load, load_sampler
 from zspace.models.gan import GANConfig
 from zspace.models.presets import DEFAULT_GAN_PRESET, GAN_PRESETS
 from zspace.runs import AUTOENCODER, RunDir
+from zspace.sampling.latent import load_autoencoder_config
 from zspace.sampling.sampler import SAMPLE_SUFFIXES, save_samples
 from zspace.training.gan import (
     SPACES,
@@ -150,9 +150,7 @@ def _new_configs(args) -> tuple[GANConfig, GANTrainingConfig]:
     if space == "pixels" and args.ae is not None:
         raise ZspaceError("--ae is for latent GANs; drop it with --space pixels")
     preset = args.preset or DEFAULT_GAN_PRESET
-    data_dim = (
-        0 if space == "pixels" else RunDir(args.ae).read_config(AUTOENCODER)["model"]["latent_dim"]
-    )
+    data_dim = 0 if space == "pixels" else load_autoencoder_config(args.ae).latent_dim
     defaults = GANTrainingConfig()
     model_config, training = configs_for_preset(
         preset,
@@ -257,6 +255,8 @@ def run_interpolate(args) -> int:
     )
 
     suffix = _output_kind(args.out)
+    if args.metrics:
+        output_file(args.metrics, (".json",), "--metrics")
     if args.steps < 2:
         raise ZspaceError(f"--steps must be at least 2, got {args.steps}")
     saved = RunDir(args.run_dir).read_config()
@@ -284,8 +284,8 @@ def run_interpolate(args) -> int:
         save_paths_figure(paths, out)
     summary = summarize_paths(paths)
     if args.metrics:
-        atomic_write_json(
-            Path(args.metrics),
+        save_json(
+            args.metrics,
             {
                 "summary": summary,
                 "paths": [

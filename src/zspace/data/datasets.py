@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 from zspace.data.download import fetch_dataset
 from zspace.data.idx import read_idx_images, read_idx_labels
+from zspace.data.npz import IMAGES, LABELS, read_npz
 from zspace.data.registry import (
     DATASETS,
     DEFAULT_DATASET,
@@ -31,7 +31,7 @@ from zspace.errors import DataError
 __all__ = ["Dataset", "load_dataset", "resolve_data_dir"]
 
 NUM_CLASSES = 10
-_NPZ_KEYS = ("images", "labels", "test_images", "test_labels")
+_NPZ_ARRAYS = {"images": IMAGES, "labels": LABELS, "test_images": IMAGES, "test_labels": LABELS}
 
 
 # eq=False: comparing tensors field by field is ambiguous; datasets compare by identity.
@@ -138,26 +138,7 @@ def _load_npz_cached(path: Path, _size: int, _mtime_ns: int) -> Dataset:
     the same 6:1 ratio as MNIST; taking the tail rather than a random subset keeps the split
     deterministic without a seed.
     """
-    # Checked first because np.load would take any other file for a pickle and refuse it as such.
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise DataError(
-                f"{path}: holds object (pickled) arrays; only plain arrays are loaded"
-            ) from None
-        raise DataError(f"{path}: not a valid .npz file ({error})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"{path}: not a valid .npz file ({error})") from None
-
-    unknown = sorted(set(arrays) - set(_NPZ_KEYS))
-    if unknown:
-        raise DataError(
-            f"{path}: unexpected arrays {', '.join(unknown)} (allowed: {', '.join(_NPZ_KEYS)})"
-        )
+    arrays = read_npz(path, _NPZ_ARRAYS)
     if "images" not in arrays:
         raise DataError(f"{path}: has no 'images' array")
     if ("test_labels" in arrays) and ("test_images" not in arrays):
@@ -185,24 +166,16 @@ def _load_npz_cached(path: Path, _size: int, _mtime_ns: int) -> Dataset:
 
 
 def _npz_images(array: np.ndarray, path: Path, key: str) -> torch.Tensor:
-    if array.dtype != np.uint8:
-        raise DataError(f"{path}: '{key}' has dtype {array.dtype}, expected uint8 (0..255)")
-    if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE:
-        raise DataError(
-            f"{path}: '{key}' has shape {array.shape}, expected (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})"
-        )
+    """uint8 (N, 28, 28), already checked by `read_npz`; it must not be empty."""
     if len(array) == 0:
         raise DataError(f"{path}: '{key}' is empty")
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(array)
 
 
 def _npz_labels(array: np.ndarray | None, count: int, path: Path, key: str) -> torch.Tensor | None:
+    """Integers (N,) (dtype and shape checked by `read_npz`), one per image, in 0..9."""
     if array is None:
         return None
-    if not np.issubdtype(array.dtype, np.integer):
-        raise DataError(f"{path}: '{key}' has dtype {array.dtype}, expected integers")
-    if array.ndim != 1:
-        raise DataError(f"{path}: '{key}' has shape {array.shape}, expected (N,)")
     if len(array) != count:
         raise DataError(f"{path}: '{key}' has {len(array)} entries but there are {count} images")
     bad = np.flatnonzero((array < 0) | (array >= NUM_CLASSES))

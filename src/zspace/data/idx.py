@@ -10,8 +10,11 @@ reshape error (or silently wrong data) further down.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +25,20 @@ from zspace.errors import DataError
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (count, rows, columns)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (count)
 _UBYTE = 0x08
+MAX_PAYLOAD_BYTES = 2**31  # 2 GiB: 2.7 million 28x28 images, far beyond any MNIST-style set
+_CHUNK_BYTES = 1 << 22
+_TRAILING_BYTES_COUNTED = 1 << 20  # beyond this, "more than"; inflating on costs time
 
 
-def read_gzip(path: str | os.PathLike) -> bytes:
-    """Decompress a whole gzip file, turning every way it can fail into a `DataError`."""
-    path = Path(path)
+@contextmanager
+def _gzip_errors(path: Path) -> Iterator[None]:
+    """Turn every way reading a gzip file can fail into a one-line `DataError`."""
     try:
-        with gzip.open(path, "rb") as stream:
-            return stream.read()
+        yield
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a gzip IDX file") from None
     except gzip.BadGzipFile as error:
         # Raised both for a wrong magic number and for a CRC/length mismatch in the trailer.
         if str(error).startswith("Not a gzipped file"):
@@ -46,8 +53,59 @@ def read_gzip(path: str | os.PathLike) -> bytes:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
 
 
-def _parse_header(data: bytes, path: Path, magic: int, what: str) -> tuple[tuple[int, ...], int]:
-    """Check the magic number; return the dimensions and the offset where the items start."""
+def _read_idx(path: Path, magic: int, what: str, item_shape: tuple[int, ...] | None = None):
+    """(dims, payload as flat uint8) of a gzip IDX file, streamed: the header is read first and
+    at most the payload it declares (capped at MAX_PAYLOAD_BYTES) is inflated, so a small file
+    that inflates to gigabytes costs no more memory than its header's honest size."""
+    with _gzip_errors(path), gzip.open(path, "rb") as stream:
+        dims = _parse_header(stream.read(4 + 4 * (magic & 0xFF)), path, magic, what)
+        if item_shape is not None and dims[1:] != tuple(item_shape):
+            found, wanted = ("x".join(map(str, shape)) for shape in (dims[1:], item_shape))
+            raise DataError(f"{path}: {what} are {found}, expected {wanted}")
+        if dims[0] == 0:
+            raise DataError(f"{path}: contains no {what}")
+        expected = math.prod(dims)
+        declared = "x".join(str(d) for d in dims)
+        if expected > MAX_PAYLOAD_BYTES:
+            raise DataError(
+                f"{path}: header declares {declared} {what} ({expected} bytes), over the "
+                f"{MAX_PAYLOAD_BYTES} byte limit"
+            )
+        payload = _read_up_to(stream, expected)
+        if len(payload) < expected:
+            raise DataError(
+                f"{path}: truncated: header declares {declared} {what} ({expected} bytes) "
+                f"but only {len(payload)} bytes follow"
+            )
+        # Reading on to the end also checks the gzip trailer's CRC and length.
+        trailing = len(_read_up_to(stream, _TRAILING_BYTES_COUNTED + 1))
+    if trailing:
+        count = (
+            f"more than {_TRAILING_BYTES_COUNTED}"
+            if trailing > _TRAILING_BYTES_COUNTED
+            else trailing
+        )
+        raise DataError(
+            f"{path}: {count} unexpected trailing bytes after the {declared} {what} "
+            "the header declares"
+        )
+    return dims, np.frombuffer(payload, dtype=np.uint8)
+
+
+def _read_up_to(stream, limit: int) -> bytearray:
+    """At most `limit` bytes, read in chunks: memory follows what the stream really holds,
+    never what a header claims."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = stream.read(min(_CHUNK_BYTES, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _parse_header(data: bytes, path: Path, magic: int, what: str) -> tuple[int, ...]:
+    """Check the magic number of a file's first bytes; return the dimensions."""
     ndim = magic & 0xFF
     header_size = 4 + 4 * ndim
     if len(data) < 4:
@@ -65,25 +123,7 @@ def _parse_header(data: bytes, path: Path, magic: int, what: str) -> tuple[tuple
         )
     if len(data) < header_size:
         raise DataError(f"{path}: truncated IDX header ({len(data)} of {header_size} bytes)")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return dims, header_size
-
-
-def _check_length(data: bytes, path: Path, dims: tuple[int, ...], offset: int, what: str) -> None:
-    """The payload must be exactly as long as the header's dimensions say."""
-    expected = int(np.prod(dims, dtype=np.int64))
-    actual = len(data) - offset
-    declared = "x".join(str(d) for d in dims)
-    if actual < expected:
-        raise DataError(
-            f"{path}: truncated: header declares {declared} {what} ({expected} bytes) "
-            f"but only {actual} bytes follow"
-        )
-    if actual > expected:
-        raise DataError(
-            f"{path}: {actual - expected} unexpected trailing bytes after the {declared} {what} "
-            "the header declares"
-        )
+    return tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
 
 
 def read_idx_images(path: str | os.PathLike, shape: tuple[int, int] = (28, 28)) -> torch.Tensor:
@@ -91,29 +131,16 @@ def read_idx_images(path: str | os.PathLike, shape: tuple[int, int] = (28, 28)) 
 
     `shape` is the expected image size; a file with any other size is rejected.
     """
-    path = Path(path)
-    data = read_gzip(path)
-    dims, offset = _parse_header(data, path, IMAGES_MAGIC, "images")
-    if dims[1:] != tuple(shape):
-        raise DataError(f"{path}: images are {dims[1]}x{dims[2]}, expected {shape[0]}x{shape[1]}")
-    if dims[0] == 0:
-        raise DataError(f"{path}: contains no images")
-    _check_length(data, path, dims, offset, "images")
-    # frombuffer is zero-copy over immutable bytes; copy() gives torch a writable array.
-    array = np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy()
-    return torch.from_numpy(array)
+    dims, payload = _read_idx(Path(path), IMAGES_MAGIC, "images", shape)
+    # a bytearray's buffer is writable, so torch shares it without a copy or a warning
+    return torch.from_numpy(payload.reshape(dims))
 
 
 def read_idx_labels(path: str | os.PathLike, num_classes: int = 10) -> torch.Tensor:
     """Read a gzip IDX label file as an int64 tensor of shape ``(N,)`` with values in
     ``0..num_classes-1``."""
     path = Path(path)
-    data = read_gzip(path)
-    dims, offset = _parse_header(data, path, LABELS_MAGIC, "labels")
-    if dims[0] == 0:
-        raise DataError(f"{path}: contains no labels")
-    _check_length(data, path, dims, offset, "labels")
-    labels = np.frombuffer(data, dtype=np.uint8, offset=offset)
+    _, labels = _read_idx(path, LABELS_MAGIC, "labels")
     bad = np.flatnonzero(labels >= num_classes)
     if bad.size:
         index = int(bad[0])

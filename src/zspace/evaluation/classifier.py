@@ -16,8 +16,9 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from zspace import config_checks as check
 from zspace.checkpoint import atomic_write_json, load_module_weights, load_tensors, save_tensors
 from zspace.data import load_dataset
 from zspace.device import resolve_device
@@ -47,10 +49,17 @@ class EvalClassifierConfig:
     dropout: float = 0.3
     num_classes: int = 10
 
+    def __post_init__(self):
+        check.whole_numbers("channels", self.channels, 1, check.MAX_CHANNELS, range(3, 4))
+        check.whole_number("feature_dim", self.feature_dim, 1, check.MAX_WIDTH)
+        check.real_number("dropout", self.dropout, 0.0, 0.99)
+        check.whole_number("num_classes", self.num_classes, 1, check.MAX_CLASSES)
+
     @classmethod
     def from_dict(cls, data: dict) -> EvalClassifierConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The config from its JSON form (unknown keys are ignored); ZspaceError on a value
+        of the wrong type or range."""
+        return cls(**check.known_fields("evaluation classifier config", data, cls))
 
 
 @dataclass
@@ -326,7 +335,22 @@ def load_eval_classifier(
     if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
         return _load_cached(folder, torch_device)
 
+    # First use: minutes of work the caller did not ask for by name, so say what it is, that
+    # it happens once, and where the result goes (stderr: stdout may be a command's JSON).
+    images = "all" if limit is None else f"the first {limit}"
+    print(
+        f"zspace: training the evaluation classifier on {images} {dataset} training images "
+        f"({training.epochs} epochs, a few minutes on a CPU; once only, cached in {folder})",
+        file=sys.stderr,
+        flush=True,
+    )
     model, info = train_eval_classifier(training, model_config, data_dir, torch_device, progress)
+    print(
+        f"zspace: evaluation classifier trained in {info['train_seconds']:.0f} s"
+        + (f", test accuracy {info['test_accuracy']:.4f}" if "test_accuracy" in info else ""),
+        file=sys.stderr,
+        flush=True,
+    )
     record = {
         "kind": "eval-classifier",
         "key": key,
@@ -346,7 +370,10 @@ def _load_cached(folder: Path, device: torch.device) -> EvalClassifier:
         record = json.loads((folder / CONFIG_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RunError(f"{folder / CONFIG_FILE} is damaged ({error}); delete {folder}") from error
-    model = EvalCNN(EvalClassifierConfig.from_dict(record.get("model", {})))
+    if not isinstance(record, dict):
+        raise RunError(f"{folder / CONFIG_FILE} is not a JSON object; delete {folder}")
+    with check.reading(folder / CONFIG_FILE):
+        model = EvalCNN(EvalClassifierConfig.from_dict(record.get("model", {})))
     tensors, _ = load_tensors(folder / WEIGHTS_FILE)
     load_module_weights(model, tensors, str(folder / WEIGHTS_FILE))
     return EvalClassifier(model, record, device, folder)

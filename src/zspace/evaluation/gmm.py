@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from zspace import config_checks as check
 from zspace.checkpoint import load_tensors, save_tensors
 from zspace.data import load_dataset
 from zspace.device import resolve_device
@@ -348,7 +349,8 @@ def load_gmm_baseline(run_dir: str | Path, device: str | torch.device = "cpu") -
     config = run.read_config(GMM_BASELINE)
     gmm = ClassConditionalGMM.load(run.file(WEIGHTS_FILE))
     try:
-        ae_config = AutoencoderConfig.from_dict(config["autoencoder"]["model"])
+        with check.reading(run.config_path):
+            ae_config = AutoencoderConfig.from_dict(config["autoencoder"]["model"])
     except (KeyError, TypeError) as error:
         raise RunError(f"{run.config_path} does not describe its autoencoder") from error
     torch_device = resolve_device(device) if isinstance(device, str) else device

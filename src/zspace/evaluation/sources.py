@@ -11,7 +11,6 @@ evaluating the `.npz` that `zspace sample` writes for it give the same figures.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from zspace.data import load_dataset
+from zspace.data.npz import IMAGES, LABELS, read_npz
 from zspace.errors import ZspaceError
 from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.metrics import evaluate_images, reference_stats
@@ -32,35 +32,22 @@ SAMPLES_PER_CALL = 1000  # below the samplers' per-call cap of 1024
 
 
 def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(images uint8 (N, 28, 28), requested labels int64 (N,) or None) from a samples `.npz`."""
+    """(images uint8 (N, 28, 28), requested labels int64 (N,) or None) from a samples `.npz`;
+    its other arrays (codes, say) are not read."""
     path = Path(path)
-    if not path.is_file():
-        raise ZspaceError(f"{path}: file not found")
-    if not zipfile.is_zipfile(path):
-        raise ZspaceError(f"{path}: not a valid .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ZspaceError(f"{path}: not a readable .npz file ({error})") from None
+    arrays = read_npz(path, {"images": IMAGES, "labels": LABELS}, ignore_others=True)
     if "images" not in arrays:
-        raise ZspaceError(f"{path}: has no 'images' array (found: {', '.join(arrays) or 'none'})")
-    images = arrays["images"]
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ZspaceError(
-            f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
-        )
-    labels = arrays.get("labels")
+        raise ZspaceError(f"{path}: has no 'images' array")
+    images, labels = arrays["images"], arrays.get("labels")
     if labels is not None:
-        if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(images),):
+        if labels.shape != (len(images),):
             raise ZspaceError(
-                f"{path}: 'labels' must be integers of shape ({len(images)},), "
-                f"got {labels.dtype} {labels.shape}"
+                f"{path}: 'labels' has {len(labels)} entries but there are {len(images)} images"
             )
         if len(labels) and (labels.min() < 0 or labels.max() >= NUM_DIGITS):
             raise ZspaceError(f"{path}: 'labels' must lie in 0..{NUM_DIGITS - 1}")
         labels = torch.from_numpy(labels.astype(np.int64))
-    return torch.from_numpy(np.ascontiguousarray(images)), labels
+    return torch.from_numpy(images), labels
 
 
 def draw_samples(sampler, per_digit: int, seed: int = 0):

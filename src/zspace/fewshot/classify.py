@@ -10,13 +10,18 @@ was trained) and model.safetensors.
 
 from __future__ import annotations
 
+import io
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from zspace import config_checks as check
 from zspace.checkpoint import save_tensors
+from zspace.data.npz import ArraySpec, read_npz
 from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig
@@ -28,6 +33,16 @@ WEIGHTS_FILE = "model.safetensors"
 BOX = 20  # MNIST fits each digit into a 20x20 box ...
 SIZE = 28  # ... and centres it by its centre of mass in a 28x28 field.
 INK_THRESHOLD = 0.15  # after contrast stretching, fainter pixels are paper, not ink
+# A 200 kB PNG of a flat colour can claim to be gigapixels and decode to gigabytes; no photo of
+# a digit needs more than this. The web server's uploads share the limit.
+MAX_IMAGE_SIDE = 4096
+MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
+_PIXEL_LIMIT = f"{MAX_IMAGE_PIXELS} pixels ({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE})"
+# What Pillow raises, besides UnidentifiedImageError, on damaged or hostile files.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
+_USE_AN_IMAGE = "use a PNG or JPEG"
+_WHAT_TO_CLASSIFY = "pass an image file (PNG or JPEG) or an .npz of 28x28 images"
+_NPZ_IMAGES = ArraySpec(item_shape=(SIZE, SIZE), single_ok=True)
 
 
 class SavedClassifier:
@@ -73,22 +88,28 @@ def load_classifier(run_dir: str | Path, device: str | torch.device = "cpu") -> 
     """Rebuild a saved classifier from its run folder."""
     run = RunDir(run_dir)
     config = run.read_config(CLASSIFIER)
+    with check.reading(run.config_path):
+        model_config = DigitCNNConfig.from_dict(check.section(config, "model"))
     torch_device = resolve_device(device) if isinstance(device, str) else device
-    model = DigitCNN(DigitCNNConfig.from_dict(config["model"])).to(torch_device)
+    model = DigitCNN(model_config).to(torch_device)
     load_weights_into(model, run, WEIGHTS_FILE, torch_device)
     return SavedClassifier(model, config)
 
 
-def prepare_image(source) -> tuple[np.ndarray, bool]:
+def prepare_image(source, name: str | None = None) -> tuple[np.ndarray, bool]:
     """A PNG/JPEG path (or PIL image) of any size -> (uint8 (28, 28) MNIST-style, inverted).
 
     Grayscale; if the border is mostly light (dark ink on white paper) the image is inverted
     and `inverted` is True; contrast is stretched so the paper is 0 and the ink peaks at 255;
     the ink's bounding box is scaled to fit 20x20 and placed so its centre of mass is at the
-    centre of a 28x28 field, as in MNIST.
+    centre of a 28x28 field, as in MNIST. `name` is what error messages call the image.
     """
+    name = name or _name(source)
     picture = _open(source)
-    gray = _to_gray(picture)
+    try:
+        gray = _to_gray(picture)
+    except _DECODE_ERRORS as error:  # decoded, but not convertible (damaged EXIF, say)
+        raise ZspaceError(f"{name} cannot be used as a digit ({_first_line(error)})") from None
     values = np.asarray(gray, dtype=np.float32) / 255.0
     border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
     inverted = bool(np.median(border) > 0.5)
@@ -97,7 +118,7 @@ def prepare_image(source) -> tuple[np.ndarray, bool]:
     paper = float(np.median(border if not inverted else 1.0 - border))
     peak = float(values.max())
     if peak - paper < 0.1:
-        raise ZspaceError(f"{_name(source)} looks blank (no digit stands out from the background)")
+        raise ZspaceError(f"{name} looks blank (no digit stands out from the background)")
     values = np.clip((values - paper) / (peak - paper), 0.0, 1.0)
     values[values < INK_THRESHOLD] = 0.0
     rows, cols = np.nonzero(values)
@@ -127,14 +148,50 @@ def _open(source) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
     path = Path(source)
+    if path.is_dir():
+        raise ZspaceError(f"{path} is a folder; {_WHAT_TO_CLASSIFY}")
     if not path.is_file():
         raise ZspaceError(f"{path} does not exist")
+    return open_image(path, str(path))
+
+
+def open_image(source: Path | bytes, name: str) -> Image.Image:
+    """Decode an image file (its path, or its bytes) with Pillow; ZspaceError in one line,
+    naming it `name`, for anything Pillow cannot decode and for an image over
+    MAX_IMAGE_PIXELS, which is refused from its header, before any pixel is decoded."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        picture = Image.open(path)
-        picture.load()
-    except (UnidentifiedImageError, OSError) as error:
-        raise ZspaceError(f"{path} is not an image Pillow can read ({error})") from None
+        # Pillow warns of damaged files it decodes anyway (and of sizes far over our limit);
+        # a damaged file that fails raises below, so its warnings would only add noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            picture = Image.open(stream)
+            try:
+                _check_pixels(picture.size, name)
+                picture.load()
+            except BaseException:
+                picture.close()
+                raise
+    except Image.DecompressionBombError:
+        raise ZspaceError(f"{name} has too many pixels; the limit is {_PIXEL_LIMIT}") from None
+    except UnidentifiedImageError:
+        raise ZspaceError(f"{name} is not an image Pillow can read; {_USE_AN_IMAGE}") from None
+    except _DECODE_ERRORS as error:
+        raise ZspaceError(
+            f"{name} is not an image Pillow can read ({_first_line(error)}); {_USE_AN_IMAGE}"
+        ) from None
     return picture
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _check_pixels(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ZspaceError(f"{name} is {width}x{height} pixels; the limit is {_PIXEL_LIMIT}")
 
 
 def _to_gray(picture: Image.Image) -> Image.Image:
@@ -159,22 +216,12 @@ def load_images_for_classification(path: str | Path) -> tuple[np.ndarray, list[b
     """An image file -> ((1, 28, 28), [inverted]); an .npz with `images` (N, 28, 28) uint8
     (light on dark, already MNIST-style) -> ((N, 28, 28), [False] * N)."""
     path = Path(path)
-    if path.suffix.lower() == ".npz":
-        if not path.is_file():
-            raise ZspaceError(f"{path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                if "images" not in npz.files:
-                    raise ZspaceError(f"{path} has no 'images' array")
-                images = npz["images"]
-        except (ValueError, OSError) as error:
-            raise ZspaceError(f"{path} is not a readable .npz file ({error})") from None
-        if images.ndim == 2:
-            images = images[None]
-        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (SIZE, SIZE):
-            raise ZspaceError(
-                f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
-            )
+    if path.suffix.lower() == ".npz" and not path.is_dir():
+        arrays = read_npz(path, {"images": _NPZ_IMAGES}, ignore_others=True)
+        if "images" not in arrays:
+            raise ZspaceError(f"{path} has no 'images' array")
+        images = arrays["images"]
+        images = images[None] if images.ndim == 2 else images
         return images, [False] * len(images)
     image, inverted = prepare_image(path)
     return image[None], [inverted]

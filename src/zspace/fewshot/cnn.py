@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zspace.errors import ZspaceError
+from zspace import config_checks as check
 
 
 @dataclass
@@ -26,12 +26,16 @@ class DigitCNNConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __post_init__(self):
+        check.whole_numbers("channels", self.channels, 1, check.MAX_CHANNELS, range(2, 3))
+        check.whole_number("hidden", self.hidden, 1, check.MAX_WIDTH)
+        check.whole_number("num_classes", self.num_classes, 1, check.MAX_CLASSES)
+        check.flag("deskew", self.deskew)
+
     @classmethod
     def from_dict(cls, data: dict) -> DigitCNNConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ZspaceError(f"unknown classifier config keys: {sorted(unknown)}")
-        return cls(**data)
+        """The config from its JSON form; ZspaceError on unknown keys or bad values."""
+        return cls(**check.known_keys_only("classifier config", data, cls))
 
 
 class DigitCNN(nn.Module):

@@ -8,12 +8,12 @@ all held in `AutoencoderConfig`, which is saved as JSON beside the weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from zspace.errors import ZspaceError
+from zspace import config_checks as check
 from zspace.models.images import IMAGE_SIZE
 
 
@@ -30,16 +30,22 @@ class AutoencoderConfig:
     # transformer options (used by the transformer preset only).
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # Shapes only: the preset table (models.presets) and the transformer options are
+        # checked where the network is built, since this module sits below them.
+        check.text("autoencoder preset", self.preset)
+        check.whole_number("latent_dim", self.latent_dim, 1, check.MAX_LATENT_DIM)
+        check.whole_numbers("hidden_dims", self.hidden_dims, 1, check.MAX_WIDTH)
+        check.whole_numbers("channels", self.channels, 1, check.MAX_CHANNELS, range(2, 3))
+        check.mapping("extra", self.extra)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> AutoencoderConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ZspaceError(f"unknown autoencoder config keys: {sorted(unknown)}")
-        return cls(**data)
+        """The config from its JSON form; ZspaceError on unknown keys or bad values."""
+        return cls(**check.known_keys_only("autoencoder config", data, cls))
 
 
 def mlp_block(in_dim: int, out_dim: int) -> nn.Sequential:

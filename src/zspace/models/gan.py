@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
+from zspace import config_checks as check
 from zspace.errors import ZspaceError
 from zspace.models.presets import gan_preset
 
@@ -88,55 +89,29 @@ class GANConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __post_init__(self):
+        self.validate()
+
     @classmethod
     def from_dict(cls, data: dict) -> GANConfig:
         """The config from its JSON form; ZspaceError on unknown keys or values of the wrong
         type. Accepts the 0.1.0 form too (see `split_legacy_gan_config`)."""
-        if not isinstance(data, dict):
-            raise ZspaceError(f"a GAN model config must be a JSON object, got {data!r}")
-        data, _ = split_legacy_gan_config(data)
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(data) - set(known)
-        if unknown:
-            raise ZspaceError(f"unknown GAN config keys: {sorted(unknown)}")
-        config = cls(**data)
-        config.validate()
-        return config
+        data, _ = split_legacy_gan_config(check.mapping("a GAN model config", data))
+        return cls(**check.known_keys_only("GAN config", data, cls))
 
     def validate(self) -> None:
-        for name in ("noise_dim", "data_dim", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
-                raise ZspaceError(
-                    f"GAN {name} must be a whole number from 1 to {1 << 20}, got {value!r}"
-                )
+        check.text("GAN preset", self.preset)
+        check.whole_number("GAN noise_dim", self.noise_dim, 1, check.MAX_LATENT_DIM)
+        check.whole_number("GAN data_dim", self.data_dim, 1, check.MAX_LATENT_DIM)
+        check.whole_number("GAN num_classes", self.num_classes, 1, check.MAX_CLASSES)
         for name in ("conditional", "spectral_norm", "auxiliary_classifier"):
-            if not isinstance(getattr(self, name), bool):
-                raise ZspaceError(f"GAN {name} must be true or false, got {getattr(self, name)!r}")
-        for layers in (self.generator_layers, self.discriminator_layers):
-            if not isinstance(layers, list):
-                raise ZspaceError(
-                    f"GAN layers must be a list of [width, activation], got {layers!r}"
-                )
-            for layer in layers:
-                if (
-                    not isinstance(layer, (list, tuple))
-                    or len(layer) != 2
-                    or isinstance(layer[0], bool)
-                    or not isinstance(layer[0], int)
-                    or not 1 <= layer[0] <= 1 << 16
-                    or layer[1] not in ACTIVATIONS
-                ):
-                    raise ZspaceError(f"bad GAN layer {layer!r}; want [width, activation]")
-        for name in (self.generator_output, self.discriminator_output):
-            if name not in ACTIVATIONS:
-                raise ZspaceError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
-        if self.conditioning not in ("concat", "projection"):
-            raise ZspaceError(
-                f"conditioning must be concat or projection, got {self.conditioning!r}"
-            )
-        if self.base not in BASES:
-            raise ZspaceError(f"unknown GAN base {self.base!r}; choose from {BASES}")
+            check.flag(f"GAN {name}", getattr(self, name))
+        _check_layers("GAN generator_layers", self.generator_layers)
+        _check_layers("GAN discriminator_layers", self.discriminator_layers)
+        check.choice("GAN generator_output", self.generator_output, ACTIVATIONS)
+        check.choice("GAN discriminator_output", self.discriminator_output, ACTIVATIONS)
+        check.choice("GAN conditioning", self.conditioning, ("concat", "projection"))
+        check.choice("GAN base", self.base, BASES)
         if self.base != "none" and self.noise_dim != self.data_dim:
             raise ZspaceError(
                 f"base {self.base!r} needs noise_dim == data_dim, got {self.noise_dim} and "
@@ -148,13 +123,29 @@ class GANConfig:
         return self.num_classes if self.conditional else 0
 
 
+def _check_layers(name: str, layers) -> None:
+    """Hidden layers as a list of [width, activation] pairs."""
+    if not isinstance(layers, list) or len(layers) > check.MAX_LAYERS:
+        raise ZspaceError(
+            f"{name} must be a list of at most {check.MAX_LAYERS} [width, activation] pairs, "
+            f"got {check.shown(layers)}"
+        )
+    for layer in layers:
+        if not isinstance(layer, (list, tuple)) or len(layer) != 2:
+            raise ZspaceError(f"bad {name} entry {check.shown(layer)}; want [width, activation]")
+        check.whole_number(f"{name} width", layer[0], 1, check.MAX_WIDTH)
+        check.choice(f"{name} activation", layer[1], ACTIVATIONS)
+
+
 def split_legacy_gan_config(data: dict) -> tuple[dict, dict]:
     """(architecture settings, training settings) from a model config that may be in the 0.1.0
     form, which mixed learning rates, batch size, R1 and EMA into the architecture."""
     model = {k: v for k, v in data.items() if k not in LEGACY_TRAINING_KEYS}
     training = {k: data[k] for k in LEGACY_TRAINING_KEYS if k in data}
     if "auxiliary_weight" in training and "auxiliary_classifier" not in model:
-        model["auxiliary_classifier"] = bool(training["auxiliary_weight"] > 0)
+        weight = training["auxiliary_weight"]
+        # a weight that is not a number is refused by the training config's checks
+        model["auxiliary_classifier"] = isinstance(weight, (int, float)) and weight > 0
     return model, training
 
 

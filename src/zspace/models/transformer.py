@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from zspace import config_checks as check
 from zspace.errors import ZspaceError
 from zspace.models.encoders import AutoencoderConfig, ConvDecoder
 from zspace.models.images import IMAGE_SIZE
@@ -33,6 +34,10 @@ POSITIONAL_KINDS = ("sinusoidal", "learned", "none")
 POOLING_KINDS = ("mean", "cls")
 DECODER_KINDS = ("conv", "transformer")
 PATCH_SIZES = (4, 7)  # the sizes that tile 28x28 exactly into a small grid
+# 16 times the default width and 8 times its depth: the largest allowed is about 1.3 GB of
+# weights, beyond any use on 28x28 digits.
+MAX_TOKEN_WIDTH = 1024
+MAX_DEPTH = 16
 
 
 @dataclass
@@ -61,7 +66,7 @@ class TransformerOptions:
     @classmethod
     def from_extra(cls, extra: dict | None) -> TransformerOptions:
         """Validated options from a config's `extra` dict; ZspaceError on a bad key or value."""
-        extra = dict(extra or {})
+        extra = dict(check.mapping("transformer options", extra or {}))
         known = {f.name for f in fields(cls)}
         unknown = set(extra) - known
         if unknown:
@@ -73,12 +78,13 @@ class TransformerOptions:
         return options
 
     def validate(self) -> None:
+        check.whole_number("transformer patch", self.patch, 1, IMAGE_SIZE)
         if self.patch not in PATCH_SIZES:
             raise ZspaceError(f"transformer patch must be one of {PATCH_SIZES}, got {self.patch}")
-        for name in ("width", "depth", "heads", "mlp_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ZspaceError(f"transformer {name} must be a whole number >= 1, got {value!r}")
+        check.whole_number("transformer width", self.width, 1, MAX_TOKEN_WIDTH)
+        check.whole_number("transformer depth", self.depth, 1, MAX_DEPTH)
+        check.whole_number("transformer heads", self.heads, 1, MAX_TOKEN_WIDTH)
+        check.whole_number("transformer mlp_ratio", self.mlp_ratio, 1, 8)
         if self.width % self.heads:
             raise ZspaceError(
                 f"transformer width {self.width} must be divisible by heads {self.heads}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from zspace import config_checks as check
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.models.autoencoder import Autoencoder
@@ -202,8 +203,9 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
     saved = run.read_config((LATENT_GAN, PIXEL_GAN))
     torch_device = resolve_device(device) if isinstance(device, str) else device
     try:
-        model, legacy_training = split_legacy_gan_config(saved["model"])
-        config = GANConfig.from_dict(model)
+        with check.reading(run.config_path):
+            model, legacy_training = split_legacy_gan_config(check.section(saved, "model"))
+            config = GANConfig.from_dict(model)
         ema_decay = {**legacy_training, **saved.get("training", {})}.get("ema_decay", 0.0)
     except (KeyError, TypeError, AttributeError) as error:
         raise RunError(f"{run.config_path} has no valid GAN model config") from error
@@ -217,7 +219,9 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
     if saved["kind"] == LATENT_GAN:
         if "autoencoder" not in saved:
             raise RunError(f"{run.config_path} does not describe its autoencoder")
-        autoencoder = Autoencoder(AutoencoderConfig.from_dict(saved["autoencoder"]["model"]))
+        with check.reading(run.config_path):
+            ae_model = check.section(check.section(saved, "autoencoder"), "model")
+            autoencoder = Autoencoder(AutoencoderConfig.from_dict(ae_model))
         autoencoder = autoencoder.to(torch_device)
         load_weights_into(autoencoder, run, "autoencoder.safetensors", torch_device)
         autoencoder.eval()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from zspace import config_checks as check
 from zspace.device import resolve_device
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
@@ -15,11 +16,18 @@ from zspace.models.images import to_float_images
 from zspace.runs import AUTOENCODER, RunDir, load_weights_into
 
 
+def load_autoencoder_config(run_dir: str | Path) -> AutoencoderConfig:
+    """An autoencoder run's architecture, from its config.json alone (no weights loaded)."""
+    run = RunDir(run_dir)
+    config = run.read_config(AUTOENCODER)
+    with check.reading(run.config_path):
+        return AutoencoderConfig.from_dict(check.section(config, "model"))
+
+
 def load_autoencoder(run_dir: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
     """Rebuild an autoencoder from its run folder (config.json + model.safetensors)."""
     run = RunDir(run_dir)
-    config = run.read_config(AUTOENCODER)
-    model_config = AutoencoderConfig.from_dict(config["model"])
+    model_config = load_autoencoder_config(run_dir)
     torch_device = resolve_device(device) if isinstance(device, str) else device
     model = Autoencoder(model_config).to(torch_device)
     load_weights_into(model, run, "model.safetensors", torch_device)

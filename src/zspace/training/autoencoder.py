@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from zspace import config_checks as check
 from zspace.data import load_dataset
 from zspace.device import resolve_device
 from zspace.distributed import (
@@ -18,13 +19,13 @@ from zspace.distributed import (
     shard_of_batch,
     wrap_for_training,
 )
-from zspace.errors import RunError, ZspaceError
+from zspace.errors import ZspaceError
 from zspace.figures import save_grid, save_line_plot
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
 from zspace.models.images import to_float_images
 from zspace.models.presets import ae_config_for_preset, is_transformer_preset, transformer_config
-from zspace.runs import AUTOENCODER, RunDir
+from zspace.runs import AUTOENCODER, RunDir, check_claimable
 from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.loop import (
     TrainingParts,
@@ -63,32 +64,35 @@ class AETrainingConfig:
     loss: str = "bce"  # bce trains faster to a low pixel MSE than mse itself
     seed: int = 0
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise ZspaceError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ZspaceError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise ZspaceError(f"--lr must be positive, got {self.learning_rate}")
-        if self.loss not in LOSSES:
-            raise ZspaceError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
+        """ZspaceError in one line for a value of the wrong type or range."""
+        check.text("dataset (--dataset)", self.dataset)
+        check.optional_whole_number("limit (--limit)", self.limit, 1, check.MAX_COUNT)
+        check.whole_number("epochs (--epochs)", self.epochs, 1, check.MAX_COUNT)
+        check.whole_number("batch_size (--batch-size)", self.batch_size, 1, check.MAX_COUNT)
+        check.learning_rate("learning_rate (--lr)", self.learning_rate)
+        check.choice("loss (--loss)", self.loss, LOSSES)
+        check.whole_number("seed (--seed)", self.seed, 0, check.MAX_SEED)
 
     @classmethod
     def from_dict(cls, data: dict) -> AETrainingConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The config from its JSON form (unknown keys are ignored); ZspaceError on a value
+        of the wrong type or range."""
+        return cls(**check.known_fields("autoencoder training config", data, cls))
 
 
 def read_saved_configs(run_dir: str | Path) -> tuple[AutoencoderConfig, AETrainingConfig]:
     """(architecture, training) of an autoencoder run."""
-    saved = RunDir(run_dir).read_config(AUTOENCODER)
-    try:
+    run = RunDir(run_dir)
+    saved = run.read_config(AUTOENCODER)
+    with check.reading(run.config_path):
         return (
-            AutoencoderConfig.from_dict(saved["model"]),
-            AETrainingConfig.from_dict(saved["training"]),
+            AutoencoderConfig.from_dict(check.section(saved, "model")),
+            AETrainingConfig.from_dict(check.section(saved, "training")),
         )
-    except (KeyError, TypeError):
-        raise RunError(f"{RunDir(run_dir).config_path} has no valid autoencoder config") from None
 
 
 def _resolve_resume(
@@ -141,6 +145,7 @@ def train_autoencoder(
     model_config = model_config or AutoencoderConfig()
     training = training or AETrainingConfig()
     training.validate()
+    check_claimable(run.path, AUTOENCODER)  # before any work: never into a user's folder
     torch_device = resolve_device(device)
     context = init_distributed(torch_device)  # no-op unless launched by torchrun
     torch_device = local_device(torch_device, context)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from zspace import config_checks as check
 from zspace.checkpoint import save_tensors
 from zspace.data import load_dataset
 from zspace.device import resolve_device
@@ -29,7 +30,7 @@ from zspace.distributed import (
     local_device,
     shard_of_batch,
 )
-from zspace.errors import RunError, ZspaceError
+from zspace.errors import ZspaceError
 from zspace.figures import save_grid
 from zspace.loading import load_sampler
 from zspace.models.gan import (
@@ -42,7 +43,7 @@ from zspace.models.gan import (
 )
 from zspace.models.images import to_float_images
 from zspace.models.presets import gan_preset
-from zspace.runs import AUTOENCODER, LATENT_GAN, PIXEL_GAN, RunDir
+from zspace.runs import AUTOENCODER, LATENT_GAN, PIXEL_GAN, RunDir, check_claimable
 from zspace.sampling.gan import GANSampler
 from zspace.sampling.inversion import invert, load_inverter
 from zspace.sampling.latent import encode_images, load_autoencoder
@@ -137,35 +138,13 @@ class GANTrainingConfig:
         """The optimisation settings a GAN preset stands for, plus `overrides`."""
         return cls(**{**gan_preset(name, "training"), **overrides})
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self, model: GANConfig | None = None) -> None:
-        if self.space not in SPACES:
-            raise ZspaceError(f"--space must be one of {SPACES}, got {self.space!r}")
-        if self.epochs < 1:
-            raise ZspaceError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ZspaceError(f"--time-budget must be positive, got {self.time_budget}")
-        if self.monitor_samples < 0:
-            raise ZspaceError("monitor_samples must be >= 0")
-        if self.inverter_steps < 0:
-            raise ZspaceError(f"--inverter-steps must be >= 0, got {self.inverter_steps}")
-        if self.loss not in LOSSES:
-            raise ZspaceError(f"unknown GAN loss {self.loss!r}; choose from {LOSSES}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ZspaceError(
-                f"unknown lr_schedule {self.lr_schedule!r}; choose from {LR_SCHEDULES}"
-            )
-        if self.auxiliary_weight < 0 or self.r1_weight < 0:
-            raise ZspaceError("auxiliary_weight and r1_weight must be >= 0")
-        if self.r1_interval < 1:
-            raise ZspaceError(f"r1_interval must be at least 1, got {self.r1_interval}")
-        if self.d_steps < 1:
-            raise ZspaceError(f"d_steps must be at least 1, got {self.d_steps}")
-        if self.batch_size < 1:
-            raise ZspaceError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not 0 <= self.ema_decay < 1:
-            raise ZspaceError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-        if not (self.learning_rate_g > 0 and self.learning_rate_d > 0):
-            raise ZspaceError("the GAN learning rates must be positive")
+        """ZspaceError in one line for a value of the wrong type or range, or (given the
+        model) a setting the architecture cannot honour."""
+        self._check_fields()
         if model is None:
             return
         if self.loss == "hinge" and model.discriminator_output != "identity":
@@ -173,10 +152,45 @@ class GANTrainingConfig:
         if self.auxiliary_weight > 0 and not model.auxiliary_classifier:
             raise ZspaceError("auxiliary_weight needs a model with auxiliary_classifier")
 
+    def _check_fields(self) -> None:
+        check.choice("space (--space)", self.space, SPACES)
+        check.text("dataset (--dataset)", self.dataset)
+        check.optional_whole_number("limit (--limit)", self.limit, 1, check.MAX_COUNT)
+        check.whole_number("epochs (--epochs)", self.epochs, 1, check.MAX_COUNT)
+        check.whole_number("seed (--seed)", self.seed, 0, check.MAX_SEED)
+        check.optional_real_number(
+            "time_budget (--time-budget)", self.time_budget, 0, 1e9, include_low=False
+        )
+        check.whole_number(
+            "monitor_samples (--monitor-samples)", self.monitor_samples, 0, check.MAX_COUNT
+        )
+        check.whole_number(
+            "inverter_steps (--inverter-steps)", self.inverter_steps, 0, check.MAX_COUNT
+        )
+        check.choice("GAN loss", self.loss, LOSSES)
+        check.real_number("real_label", self.real_label, 0.0, 1.0, include_low=False)
+        check.flag("standardize", self.standardize)
+        check.real_number("auxiliary_weight", self.auxiliary_weight, 0.0, 1e6)
+        check.learning_rate("learning_rate_g", self.learning_rate_g)
+        check.learning_rate("learning_rate_d", self.learning_rate_d)
+        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
+            raise ZspaceError(f"betas must be a pair of numbers, got {check.shown(self.betas)}")
+        for beta in self.betas:
+            check.real_number("each of betas", beta, 0.0, 1.0)
+        check.whole_number("batch_size (--batch-size)", self.batch_size, 1, check.MAX_COUNT)
+        check.choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check.whole_number("d_steps", self.d_steps, 1, 1000)
+        check.real_number("r1_weight", self.r1_weight, 0.0, 1e6)
+        check.whole_number("r1_interval", self.r1_interval, 1, check.MAX_COUNT)
+        check.real_number("ema_decay", self.ema_decay, 0.0, 1.0)
+        if self.ema_decay == 1.0:
+            raise ZspaceError("ema_decay must be below 1 (at 1 the average never moves)")
+
     @classmethod
     def from_dict(cls, data: dict) -> GANTrainingConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The config from its JSON form (unknown keys are ignored); ZspaceError on a value
+        of the wrong type or range."""
+        return cls(**check.known_fields("GAN training config", data, cls))
 
 
 def configs_for_preset(
@@ -194,13 +208,12 @@ def configs_for_preset(
 def read_saved_configs(run_dir: str | Path) -> tuple[str, GANConfig, GANTrainingConfig]:
     """(kind, architecture, training) of a GAN run, in the 0.2 or the 0.1.0 layout (which kept
     the optimisation settings in the model config)."""
-    saved = RunDir(run_dir).read_config((LATENT_GAN, PIXEL_GAN))
-    try:
-        model, legacy_training = split_legacy_gan_config(saved["model"])
-        training = GANTrainingConfig.from_dict({**legacy_training, **saved["training"]})
-        return saved["kind"], GANConfig.from_dict(model), training
-    except (KeyError, TypeError) as error:
-        raise RunError(f"{RunDir(run_dir).config_path} has no valid GAN config ({error})") from None
+    run = RunDir(run_dir)
+    saved = run.read_config((LATENT_GAN, PIXEL_GAN))
+    with check.reading(run.config_path):
+        model, legacy_training = split_legacy_gan_config(check.section(saved, "model"))
+        settings = {**legacy_training, **check.section(saved, "training")}
+        return saved["kind"], GANConfig.from_dict(model), GANTrainingConfig.from_dict(settings)
 
 
 @dataclass
@@ -394,6 +407,8 @@ def train_gan(
     """
     run = RunDir(out)
     gan_config, training, ae_run = _configs_to_train(run, gan_config, training, ae_run, resume)
+    kind = LATENT_GAN if training.space == "latent" else PIXEL_GAN
+    check_claimable(run.path, kind)  # before any work: never into a folder of a user's files
     torch_device = resolve_device(device)
     context = init_distributed(torch_device)  # no-op unless launched by torchrun
     torch_device = local_device(torch_device, context)
@@ -401,7 +416,6 @@ def train_gan(
         raise ZspaceError("--time-budget is not supported under torchrun")
     prepared = prepare_data(training, ae_run, data_dir, torch_device)
     _check_data(gan_config, training, prepared)
-    kind = LATENT_GAN if training.space == "latent" else PIXEL_GAN
     barrier(context)  # every rank has checked the folder before rank 0 writes into it
     if context.is_main:
         environment = run_environment(torch_device, context.world_size)

@@ -8,16 +8,16 @@ import zlib
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from zspace.errors import ZspaceError
-from zspace.fewshot.classify import prepare_image
+from zspace.fewshot.classify import MAX_IMAGE_PIXELS, open_image, prepare_image
 from zspace.figures import grid_image
 from zspace.models.images import to_uint8_images
 
 MAX_UPLOAD_BYTES = 1_000_000
-# A 1 MB PNG of a flat colour can claim to be gigapixels; refuse to decode anything that large.
-MAX_UPLOAD_PIXELS = 4096 * 4096
+# A 1 MB PNG of a flat colour can claim to be gigapixels: the limit `zspace classify` applies.
+MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS
 
 
 class UploadTooLarge(ZspaceError):
@@ -64,34 +64,11 @@ def open_upload(data: bytes) -> Image.Image:
         raise ZspaceError("the upload is empty; send a PNG or JPEG image of one digit")
     if len(data) > MAX_UPLOAD_BYTES:
         raise UploadTooLarge(len(data))
-    try:
-        picture = Image.open(io.BytesIO(data))
-        width, height = picture.size
-        if width * height > MAX_UPLOAD_PIXELS:
-            raise ZspaceError(
-                f"the uploaded image is {width}x{height} pixels; the limit is "
-                f"{MAX_UPLOAD_PIXELS} pixels"
-            )
-        picture.load()
-    except ZspaceError:
-        raise
-    except Image.DecompressionBombError:
-        raise ZspaceError(
-            f"the uploaded image has too many pixels; the limit is {MAX_UPLOAD_PIXELS} pixels"
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise ZspaceError("the upload does not decode as an image (send a PNG or JPEG)") from None
-    return picture
+    return open_image(bytes(data), "the uploaded image")
 
 
 def prepare_upload(data: bytes) -> tuple[torch.Tensor, bool]:
     """Upload bytes -> (uint8 (28, 28) MNIST-style digit, whether colours were inverted)."""
-    picture = open_upload(data)
-    try:
-        array, inverted = prepare_image(picture)
-    except ZspaceError:
-        raise
-    except (OSError, ValueError) as error:
-        raise ZspaceError(f"the uploaded image cannot be used as a digit ({error})") from None
+    array, inverted = prepare_image(open_upload(data), name="the uploaded image")
     # copy: prepare_image may hand back a read-only NumPy view
     return torch.tensor(np.array(array, dtype=np.uint8)).reshape(28, 28), bool(inverted)
