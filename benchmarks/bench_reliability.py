@@ -62,7 +62,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(TRIALS), help="trials to run (comma-separated)")
     parser.add_argument("--cycles", type=int, default=50, help="kill -9 cycles (50)")
-    parser.add_argument("--epochs", type=int, default=60, help="epochs of the killed run (60)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs of the killed run (2 x cycles + 10)"
+    )
     parser.add_argument("--slow-sockets", type=int, default=1000)
     parser.add_argument("--soak-seconds", type=float, default=30.0)
     parser.add_argument("--run", default=None, help="sampler run to serve in the soak")

@@ -54,22 +54,32 @@ def same_weights(a: Path, b: Path) -> bool:
     return first.keys() == second.keys() and all(first[k].equal(second[k]) for k in first)
 
 
-def metric_epochs(run: Path) -> list[int]:
+def _metrics(run: Path) -> list[dict]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+    return [json.loads(line) for line in lines if line.strip()]
 
 
-def kill_loop(work: Path, cycles: int = 50, epochs: int = 40, seed: int = 0, log=print) -> dict:
+def metric_epochs(run: Path) -> list[int]:
+    return [record["epoch"] for record in _metrics(run)]
+
+
+def kill_loop(
+    work: Path, cycles: int = 50, epochs: int | None = None, seed: int = 0, log=print
+) -> dict:
     """Kill `zspace train-ae --resume` with SIGKILL at random moments, `cycles` times, then let
-    it finish; compare with an uninterrupted run. Delays are drawn between the process start
-    and a little past its first epochs, so kills land in start-up, in epochs and in writes."""
+    it finish; compare with an uninterrupted run of `epochs` (default 2 * cycles + 10).
+
+    Each kill comes a random 0 to 3 epochs' time after the start-up the uninterrupted run
+    measured, so kills land late in start-up, inside epochs and inside their writes, and the
+    run makes about 1.5 epochs of progress per cycle."""
+    epochs = epochs or 2 * cycles + 10
     work.mkdir(parents=True, exist_ok=True)
     reference, victim = work / "uninterrupted", work / "killed"
     started = time.perf_counter()
-    done = train(reference, epochs)
-    if done.returncode != 0:
-        raise RuntimeError(f"the uninterrupted run failed: {done.stderr.strip()}")
+    finished_at = _train_timing_epochs(reference, epochs)
     reference_seconds = time.perf_counter() - started
+    per_epoch = (finished_at[-1] - finished_at[0]) / max(1, len(finished_at) - 1)
+    startup = max(0.5, finished_at[0] - per_epoch)
     rng = random.Random(seed)
     kills, finished_early = 0, 0
     for cycle in range(cycles):
@@ -81,7 +91,7 @@ def kill_loop(work: Path, cycles: int = 50, epochs: int = 40, seed: int = 0, log
             env=_environment(),
         )
         try:
-            process.wait(timeout=rng.uniform(0.3, 1.0) * reference_seconds / 3 + 1.0)
+            process.wait(timeout=startup + rng.uniform(0.0, 3.0) * per_epoch)
             finished_early += 1  # it finished (or failed) before the kill came
             if process.returncode != 0:
                 raise RuntimeError(f"cycle {cycle}: {process.stderr.read().strip()}")
@@ -107,8 +117,29 @@ def kill_loop(work: Path, cycles: int = 50, epochs: int = 40, seed: int = 0, log
         ),
         "stale_temporaries": sorted(p.name for p in victim.rglob(".*.tmp")),
         "uninterrupted_seconds": round(reference_seconds, 1),
+        "start_up_seconds": round(startup, 1),
+        "seconds_per_epoch": round(per_epoch, 2),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _train_timing_epochs(out: Path, epochs: int) -> list[float]:
+    """Train uninterrupted, noting when each epoch's metric line appeared (seconds since the
+    process started): what a kill's timing is drawn from."""
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        train_command(out, epochs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env=_environment(),
+    )  # fmt: skip
+    seen: list[float] = []
+    while process.poll() is None:
+        metrics = out / "metrics.jsonl"
+        lines = metrics.read_text().count("\n") if metrics.is_file() else 0
+        seen += [time.perf_counter() - began] * (lines - len(seen))
+        time.sleep(0.02)
+    if process.returncode != 0:
+        raise RuntimeError(f"the uninterrupted run failed: {process.stderr.read().strip()}")
+    return seen or [time.perf_counter() - began]
 
 
 def _digests(folder: Path) -> dict[str, str]:
