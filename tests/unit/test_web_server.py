@@ -5,12 +5,15 @@ quiet client disconnects, 405s that say what is allowed, no paths on the server'
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
 import time
 
 import pytest
+import torch
+from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra is not installed")
@@ -20,6 +23,7 @@ from web_stand_ins import StandInClassifier, untrained_gan_sampler  # noqa: E402
 
 from zspace.cli.serve_cmd import allowed_hosts  # noqa: E402
 from zspace.web.app import LOOPBACK_HOSTS, create_app  # noqa: E402
+from zspace.web.imaging import MAX_ANSWER_PIXELS, fitted_scale, grid_png  # noqa: E402
 from zspace.web.run_info import without_absolute_paths  # noqa: E402
 from zspace.web.server import ServerLimits, uvicorn_options  # noqa: E402
 
@@ -215,3 +219,13 @@ def test_no_absolute_paths_in_info():
         "data_dir": "mnist",
         "notes": ["x", "plain text", 3],
     }
+
+
+def test_a_huge_answer_is_drawn_at_a_lower_scale_not_refused():
+    # 2,560 digits at scale 8 would be a 128 Mpx PNG; the scale drops until it fits 16 Mpx.
+    assert fitted_scale(16, 8) == 8
+    assert fitted_scale(2560, 8) == 2 and 2560 * 56**2 <= MAX_ANSWER_PIXELS
+    assert fitted_scale(100_000, 8) == 1
+    rows = torch.zeros(10, 256, 1, 28, 28)
+    with Image.open(io.BytesIO(grid_png(rows, scale=8))) as picture:
+        assert picture.width * picture.height <= MAX_ANSWER_PIXELS * 1.1  # padding included

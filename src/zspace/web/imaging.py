@@ -40,16 +40,31 @@ def png_bytes(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+# Pixels one answer may render: 2,560 digits at scale 8 would be 128 Mpx (about 1.6 s and
+# 150 MB for one request); above this the scale is lowered instead.
+MAX_ANSWER_PIXELS = 16 * 1024 * 1024
+
+
+def fitted_scale(count: int, scale: int) -> int:
+    """`scale`, lowered (to 1 at least) so that `count` digits stay within MAX_ANSWER_PIXELS.
+    Lowered, not refused: every request the schema allows gets an answer."""
+    while scale > 1 and count * (28 * scale) ** 2 > MAX_ANSWER_PIXELS:
+        scale -= 1
+    return scale
+
+
 def grid_png(images: torch.Tensor, ncols: int | None = None, scale: int = 2) -> bytes:
     """float (N, 1, 28, 28) in [0, 1] or (R, C, 1, 28, 28) (one row per R) -> PNG bytes."""
+    count = images.shape[0] * (images.shape[1] if images.dim() == 5 else 1)
     if images.dim() == 5:
         images = images.squeeze(2)
-    return png_bytes(grid_image(images, ncols=ncols, scale=scale))
+    return png_bytes(grid_image(images, ncols=ncols, scale=fitted_scale(count, scale)))
 
 
 def image_data_urls(images: torch.Tensor, scale: int = 1) -> list[str]:
     """float (N, 1, 28, 28) in [0, 1] -> one `data:image/png;base64,...` string per image."""
     urls = []
+    scale = fitted_scale(len(images), scale)
     for array in to_uint8_images(images).numpy():
         picture = Image.fromarray(array, mode="L")
         if scale > 1:
