@@ -178,8 +178,9 @@ def run_classify(args) -> int:
     # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.classify import load_classifier, load_images_for_classification
 
-    classifier = load_classifier(args.model, args.device)
+    # The image first: a bad file is refused before the model is loaded.
     images, inverted = load_images_for_classification(args.image)
+    classifier = load_classifier(args.model, args.device)
     labels, probs = classifier.classify(images)
     records = [
         {
