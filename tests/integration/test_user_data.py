@@ -107,7 +107,7 @@ def test_resume_with_fewer_epochs_than_done_is_refused_and_changes_nothing(tmp_p
 
 
 def test_kill_9_at_random_moments_keeps_every_metric_line_and_the_weights(tmp_path):
-    result = reliability_training.kill_loop(tmp_path, cycles=4, log=lambda line: None)
+    result = reliability_training.kill_loop(tmp_path, cycles=3, epochs=6, log=lambda line: None)
     assert result["kills"] >= 1
     assert result["metric_lines_kept"] and result["weights_identical"]
     assert result["stale_temporaries"] == []

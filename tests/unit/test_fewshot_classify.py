@@ -30,7 +30,9 @@ def test_blank_or_unreadable_images_are_user_errors(tmp_path):
 
 
 def test_classify_with_a_missing_model_is_one_line_error(tmp_path, capsys):
-    Image.new("L", (28, 28), 0).save(tmp_path / "x.png")
+    digit = Image.new("L", (28, 28), 0)
+    digit.paste(255, (12, 4, 16, 24))  # a stroke: the image itself is fine
+    digit.save(tmp_path / "x.png")
     assert main(["classify", str(tmp_path / "x.png"), "--model", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
 
