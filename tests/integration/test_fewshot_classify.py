@@ -121,3 +121,36 @@ def test_saved_classifier_classifies_pngs_and_npz(quick_classifier, mnist_test, 
     )
     records = json.loads(capsys.readouterr().out)
     assert [r["digit"] for r in records] == labels[:3].tolist()
+
+
+def test_classify_batch_mode_writes_predictions_and_the_accuracy(
+    quick_classifier, mnist_test, tmp_path, capsys
+):
+    images, labels = mnist_test.test_images[:500].numpy(), mnist_test.test_labels[:500].numpy()
+    np.savez(tmp_path / "test.npz", images=images, labels=labels)
+    out = tmp_path / "predictions.npz"
+    argv = ["classify", str(tmp_path / "test.npz"), "--model", str(quick_classifier)]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    with np.load(out, allow_pickle=False) as saved:
+        predictions, probabilities = saved["predictions"], saved["probabilities"]
+        assert saved["labels"].tolist() == labels.tolist()
+    expected, _ = load_classifier(quick_classifier).classify(images)
+    assert predictions.tolist() == expected.tolist() and probabilities.shape == (500, 10)
+    assert summary["images"] == 500
+    assert summary["accuracy"] == pytest.approx(float((predictions == labels).mean()))
+    # Without labels there is no accuracy; wrong labels and a user's file are one line each.
+    np.savez(tmp_path / "unlabelled.npz", images=images[:10])
+    argv[1] = str(tmp_path / "unlabelled.npz")
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "classified 10 images" in capsys.readouterr().out
+    np.savez(tmp_path / "bad.npz", images=images[:10], labels=np.arange(9))
+    argv[1] = str(tmp_path / "bad.npz")
+    assert main([*argv, "--out", str(out)]) == 1
+    assert "9 labels for 10 images" in capsys.readouterr().err
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"my own file")
+    assert main([*argv, "--out", str(mine)]) == 1
+    assert (
+        "zspace did not write it" in capsys.readouterr().err and mine.read_bytes() == b"my own file"
+    )

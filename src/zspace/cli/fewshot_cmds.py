@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from zspace.cli.common import (
     add_data_arguments,
@@ -13,6 +14,7 @@ from zspace.cli.common import (
     positive_int,
 )
 from zspace.errors import ZspaceError
+from zspace.files import output_file, save_npz
 
 
 def label_list(text: str) -> list[int]:
@@ -104,6 +106,13 @@ def register(subparsers) -> None:
     )
     classify.add_argument("--model", required=True, metavar="RUN", help="classifier run folder")
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
+    classify.add_argument(
+        "--out",
+        default=None,
+        metavar="PREDICTIONS.npz",
+        help="batch mode for an .npz IMAGE: write `predictions` (N,), `probabilities` (N, 10) "
+        "(and the file's `labels`) here, and print the count and, with labels, the accuracy",
+    )
     classify.add_argument("--device", default="cpu")
     classify.set_defaults(run=run_classify)
 
@@ -175,6 +184,8 @@ def run_train_classifier(args) -> int:
 
 
 def run_classify(args) -> int:
+    if args.out is not None:
+        return _classify_batch(args)
     # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.classify import load_classifier, load_images_for_classification
 
@@ -205,4 +216,26 @@ def run_classify(args) -> int:
         )
     if not records:
         raise ZspaceError(f"{args.image} holds no images")
+    return 0
+
+
+def _classify_batch(args) -> int:
+    """`zspace classify RUN images.npz --out predictions.npz`: a whole file, one summary."""
+    # Imported when this command runs: the other commands and --help do not load it.
+    from zspace.fewshot.classify import classify_batch, load_classifier, read_labelled_npz
+
+    out = output_file(args.out, (".npz",))  # checked before any work, like the input
+    images, labels = read_labelled_npz(args.image)
+    classifier = load_classifier(args.model, args.device)
+    started = time.perf_counter()
+    result = classify_batch(classifier, images, labels)
+    seconds = time.perf_counter() - started
+    save_npz(out, result.arrays())
+    summary = {"images": len(images), "accuracy": result.accuracy, "out": str(out)}
+    summary["seconds"] = round(seconds, 3)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        accuracy = "" if result.accuracy is None else f", accuracy {result.accuracy:.4f}"
+        print(f"classified {len(images)} images in {seconds:.2f} s{accuracy} -> {out}")
     return 0

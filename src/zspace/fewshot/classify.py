@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from zspace import config_checks as check
 from zspace.checkpoint import save_tensors
-from zspace.data.npz import ArraySpec, read_npz
+from zspace.data.npz import LABELS, ArraySpec, read_npz
 from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig
@@ -225,3 +226,59 @@ def load_images_for_classification(path: str | Path) -> tuple[np.ndarray, list[b
         return images, [False] * len(images)
     image, inverted = prepare_image(path)
     return image[None], [inverted]
+
+
+@dataclass
+class BatchResult:
+    """A whole .npz classified: predicted digits (N,), probabilities (N, 10), and, when the
+    file has labels, those labels and the accuracy against them."""
+
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float((self.predictions == self.labels).mean())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"predictions": self.predictions, "probabilities": self.probabilities}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        return arrays
+
+
+def read_labelled_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An .npz of `images` (N, 28, 28) uint8, light on dark, and optional `labels` (N,) in 0-9."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() != ".npz":
+        raise ZspaceError(f"{path} is not an .npz file; {_WHAT_TO_CLASSIFY}")
+    arrays = read_npz(path, {"images": _NPZ_IMAGES, "labels": LABELS}, ignore_others=True)
+    if "images" not in arrays:
+        raise ZspaceError(f"{path} has no 'images' array")
+    images = arrays["images"]
+    images = images[None] if images.ndim == 2 else images
+    labels = arrays.get("labels")
+    if labels is not None:
+        labels = labels.reshape(-1).astype(np.int64)
+        if len(labels) != len(images):
+            raise ZspaceError(f"{path}: {len(labels)} labels for {len(images)} images")
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise ZspaceError(f"{path}: labels must be digits 0-9")
+    if len(images) == 0:
+        raise ZspaceError(f"{path} holds no images")
+    return images, labels
+
+
+def classify_batch(
+    classifier: SavedClassifier, images: np.ndarray, labels=None, batch_size: int = 2048
+) -> BatchResult:
+    """Classify many MNIST-style images in batches (memory stays that of one batch)."""
+    predictions, probabilities = [], []
+    for start in range(0, len(images), batch_size):
+        batch_labels, batch_probs = classifier.classify(images[start : start + batch_size])
+        predictions.append(np.asarray(batch_labels, dtype=np.int64))
+        probabilities.append(np.asarray(batch_probs, dtype=np.float32))
+    return BatchResult(np.concatenate(predictions), np.concatenate(probabilities), labels)
