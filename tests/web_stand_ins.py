@@ -4,6 +4,8 @@ or kill the worker process running them, and a wait for a `zspace serve` process
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 
 import torch
@@ -44,6 +46,17 @@ def wait_until_healthy(server, base: str, httpx, seconds: float = 90) -> None:
             pass
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.2)
+
+
+def stop_server(server, seconds: float = 30) -> None:
+    """Ctrl-C a `zspace serve` process and wait for it (killed, and the test failed, if it
+    takes longer than `seconds`)."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        raise
 
 
 def untrained_gan_sampler(conditional: bool = True):

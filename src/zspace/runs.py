@@ -102,6 +102,35 @@ RUN_KINDS: dict[str, RunKind] = {
 SAMPLER_KINDS = tuple(name for name, kind in RUN_KINDS.items() if kind.sampler)
 
 
+def saved_setting(config: dict, paths, kind: type, default=None):
+    """The first value of type `kind` along the key paths of a run's config (each kind of run
+    keeps some settings in its own place); `default` when none holds one."""
+    for path in paths:
+        value = config
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return value
+    return default
+
+
+# Where the kinds of run keep their dataset: GAN and AE runs under "training", a GMM baseline
+# at the top, runs built on an AE in its section, a study under its data section.
+DATASET_PATHS = (
+    ("training", "dataset"),
+    ("dataset",),
+    ("autoencoder", "training", "dataset"),
+    ("autoencoder", "dataset"),
+    ("study", "data", "dataset"),
+)
+LIMIT_PATHS = (("training", "limit"), ("limit",), ("study", "data", "limit"))
+
+
+def run_dataset_name(config: dict) -> str:
+    """The dataset a run learned from, wherever its config keeps it (default mnist)."""
+    return saved_setting(config, DATASET_PATHS, str, "mnist")
+
+
 def run_kind(name: object) -> RunKind:
     """The table's row for a kind; RunError for anything else (including non-strings)."""
     if not isinstance(name, str) or name not in RUN_KINDS:

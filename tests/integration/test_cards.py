@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-import yaml
+from card_helpers import figures, split_card
 
 from zspace.cli.main import main
 from zspace.data.registry import DATASETS
@@ -14,18 +14,7 @@ from zspace.training.cards import CARD_FILE, EVALUATION_FILE
 
 
 def card(run) -> tuple[dict, str]:
-    text = (run / CARD_FILE).read_text()
-    head, body = text.removeprefix("---\n").split("\n---\n", 1)
-    return yaml.safe_load(head), body
-
-
-def figures(metadata: dict) -> dict:
-    return {
-        metric["name"]: metric["value"]
-        for entry in metadata.get("model-index", [])
-        for result in entry["results"]
-        for metric in result["metrics"]
-    }
+    return split_card((run / CARD_FILE).read_text())
 
 
 def test_autoencoder_card(small_ae_run):

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from web_stand_ins import wait_until_healthy
+from web_stand_ins import stop_server, wait_until_healthy
 
 import zspace
 from zspace.cli.main import main
@@ -114,10 +113,5 @@ def test_serve_with_the_onnxruntime_engine_answers_like_pytorch(web_cgan_run):
         # The same digits: at most a rounding step apart (float error near a .5 boundary).
         assert np.abs(served.astype(int) - drawn.numpy().astype(int)).max() <= 1
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
+        stop_server(server)
     assert server.returncode == 0

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from web_stand_ins import wait_until_healthy
+from web_stand_ins import stop_server, wait_until_healthy
 
 httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
 pytest.importorskip("uvicorn", reason="the web extra is not installed")
@@ -47,12 +47,7 @@ def test_serve_answers_and_stops_cleanly(web_cgan_run, workers):
         rebound = httpx.get(base + "/api/health", headers={"Host": "evil.example"})
         assert rebound.status_code == 400
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
+        stop_server(server)
     assert server.returncode == 0
 
 

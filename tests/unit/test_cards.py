@@ -13,6 +13,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import yaml
+from card_helpers import figures, split_card
 from safetensors.torch import load_file
 
 from zspace.cli.main import main
@@ -43,17 +44,7 @@ from zspace.training.gan import train_gan
 def front_matter(path) -> dict:
     text = path.read_text()
     assert text.startswith("---\n")
-    return yaml.safe_load(text.split("\n---\n", 1)[0].removeprefix("---\n"))
-
-
-def figures(metadata: dict) -> dict:
-    """{metric name: value} over the card's model-index."""
-    return {
-        metric["name"]: metric["value"]
-        for entry in metadata.get("model-index", [])
-        for result in entry["results"]
-        for metric in result["metrics"]
-    }
+    return split_card(text)[0]
 
 
 def command_argv(metadata: dict, out) -> list[str]:
@@ -237,7 +228,7 @@ def test_registered_datasets_cite_the_registry_checksums(runs, tmp_path):
 
 
 def front_matter_of(text: str) -> dict:
-    return yaml.safe_load(text.split("\n---\n", 1)[0].removeprefix("---\n"))
+    return split_card(text)[0]
 
 
 def _study_with_runs(runs, root):

@@ -20,7 +20,7 @@ from zspace.files import output_file, save_json
 from zspace.loading import load, load_sampler
 from zspace.models.gan import GANConfig
 from zspace.models.presets import DEFAULT_GAN_PRESET, GAN_PRESETS
-from zspace.runs import AUTOENCODER, RunDir
+from zspace.runs import AUTOENCODER, RunDir, run_dataset_name
 from zspace.sampling.latent import load_autoencoder_config
 from zspace.sampling.sampler import SAMPLE_SUFFIXES, save_samples
 from zspace.training.gan import (
@@ -245,7 +245,6 @@ def run_sample(args) -> int:
 def run_interpolate(args) -> int:
     # Imported when this command runs: the other commands and --help do not load it.
     from zspace.evaluation.classifier import load_eval_classifier
-    from zspace.evaluation.sources import run_dataset_name
     from zspace.sampling.interpolation import (
         choose_pairs,
         interpolation_paths,

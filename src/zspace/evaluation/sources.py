@@ -24,7 +24,7 @@ from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.metrics import evaluate_images, reference_stats
 from zspace.loading import load_sampler
 from zspace.models.images import to_uint8_images
-from zspace.runs import AUTOENCODER, RunDir
+from zspace.runs import AUTOENCODER, RunDir, run_dataset_name
 from zspace.sampling.latent import decode_codes, encode_images, load_autoencoder
 from zspace.sampling.sampler import NUM_DIGITS
 
@@ -94,22 +94,6 @@ def reconstruct_training_sample(
         chosen.append(rows[torch.randperm(len(rows), generator=generator)[:per_digit]])
     rows = torch.cat(chosen)
     return reconstruct_test_set(autoencoder, train_images[rows]), train_labels[rows]
-
-
-def run_dataset_name(config: dict) -> str:
-    """The dataset a run was trained on, wherever its config keeps it (default mnist)."""
-    for path in (
-        ("training", "dataset"),
-        ("dataset",),
-        ("autoencoder", "training", "dataset"),
-        ("autoencoder", "dataset"),
-    ):
-        value = config
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str):
-            return value
-    return "mnist"
 
 
 def evaluate_source(

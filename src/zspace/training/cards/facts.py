@@ -9,7 +9,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from zspace.runs import CLASSIFIER, CONFIG_FILE, STUDY, RunDir
+from zspace.runs import (
+    CLASSIFIER,
+    CONFIG_FILE,
+    LIMIT_PATHS,
+    STUDY,
+    RunDir,
+    run_dataset_name,
+    saved_setting,
+)
 from zspace.training.cards.file_names import EVALUATION_FILE, STUDY_RECORDS
 
 # Figures of a metrics.jsonl record: key -> (HF metric type, name, the split they measure;
@@ -65,7 +73,7 @@ class RunFacts:
 
     @property
     def dataset(self) -> str:
-        return dataset_name(self.config)
+        return run_dataset_name(self.config)
 
     @property
     def conditional(self) -> bool:
@@ -113,25 +121,9 @@ def study_of(run: RunDir) -> tuple[str, str] | None:
     return None
 
 
-def dataset_name(config: dict) -> str:
-    """The dataset a run learned from, wherever its config keeps it (default mnist)."""
-    for keys in (("training", "dataset"), ("dataset",), ("study", "data", "dataset")):
-        value = config
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str):
-            return value
-    return "mnist"
-
-
-def data_limit(config: dict):
-    for keys in (("training", "limit"), ("limit",), ("study", "data", "limit")):
-        value = config
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, int):
-            return value
-    return None
+def data_limit(config: dict) -> int | None:
+    """The training-image limit a run used, if any."""
+    return saved_setting(config, LIMIT_PATHS, int)
 
 
 def file_sha256(path: Path) -> str:
