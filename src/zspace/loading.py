@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from zspace.errors import RunError
+from zspace.errors import RunError, ZspaceError
 from zspace.runs import SAMPLER_KINDS, RunDir, run_kind
 
 
@@ -24,12 +24,29 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     return loader(run_dir, device)
 
 
-def load_sampler(run_dir: str | Path, device: str | torch.device = "cpu", action: str = "sample"):
-    """A run that draws digits (a Sampler); one RunError line for any other kind."""
+def load_sampler(
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+    action: str = "sample",
+    sampling: dict | None = None,
+):
+    """A run that draws digits (a Sampler); one RunError line for any other kind.
+
+    `sampling` (solver, steps, guidance; None values ignored) overrides a flow run's default
+    sampler; given to any other kind, it is refused in one line."""
     kind = run_kind(RunDir(run_dir).read_config()["kind"])
     if not kind.sampler:
         raise RunError(
             f"{run_dir} holds a run of kind {kind.name}, which cannot {action}; "
             f"give a run of kind {' or '.join(SAMPLER_KINDS)}"
         )
-    return load(run_dir, device)
+    sampler = load(run_dir, device)
+    given = {key: value for key, value in (sampling or {}).items() if value is not None}
+    if not given:
+        return sampler
+    if not hasattr(sampler, "with_sampling"):
+        flags = ", ".join(f"--{key.replace('_', '-')}" for key in given)
+        raise ZspaceError(
+            f"{flags}: sampling settings of latent-flow runs; {run_dir} is a {kind.name} run"
+        )
+    return sampler.with_sampling(**given)

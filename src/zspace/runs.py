@@ -28,6 +28,7 @@ from zspace.version import __version__
 AUTOENCODER = "autoencoder"
 LATENT_GAN = "latent-gan"
 PIXEL_GAN = "pixel-gan"
+LATENT_FLOW = "latent-flow"
 GMM_BASELINE = "gmm-baseline"
 CLASSIFIER = "classifier"
 STUDY = "study"
@@ -79,6 +80,14 @@ RUN_KINDS: dict[str, RunKind] = {
             "GAN over pixels",
             "zspace.training.gan:command_for_run",
             "generator.safetensors",
+        ),
+        RunKind(
+            LATENT_FLOW,
+            "zspace.sampling.flow:load_flow",
+            True,
+            "flow matching over AE codes",
+            "zspace.training.flow_command:command_for_run",
+            "velocity_ema.safetensors",
         ),
         RunKind(
             GMM_BASELINE,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from zspace.cli.common import add_data_arguments, non_negative_int, positive_int
+from zspace.cli.flow_cmds import add_flow_sampling_arguments, flow_sampling
 from zspace.files import output_file, save_json
 from zspace.training.cards import EVALUATION_FILE, write_card
 
@@ -45,6 +46,7 @@ def register(subparsers) -> None:
     evaluate.add_argument(
         "--classifier-epochs", type=positive_int, default=None, help="quick check: fewer epochs"
     )
+    add_flow_sampling_arguments(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
     fit = subparsers.add_parser(
@@ -77,6 +79,7 @@ def run_evaluate(args) -> int:
         device=args.device,
         progress=not args.no_progress,
         classifier_options={"limit": args.classifier_limit, "epochs": args.classifier_epochs},
+        sampling=flow_sampling(args),
     )
     print(format_report(result))
     if args.json:

@@ -13,6 +13,7 @@ from zspace.cli.common import (
     positive_int,
     with_settings,
 )
+from zspace.cli.flow_cmds import add_flow_sampling_arguments, flow_sampling
 from zspace.data import load_dataset
 from zspace.distributed import finish_process_group
 from zspace.errors import ZspaceError
@@ -91,20 +92,25 @@ def register(subparsers) -> None:
     fit.set_defaults(run=run_fit_inverter)
 
     sample = subparsers.add_parser(
-        "sample", help="draw digits from a sampler run: GAN or GMM (PNG grid or .npz)"
+        "sample", help="draw digits from a sampler run: GAN, flow or GMM (PNG grid or .npz)"
     )
-    sample.add_argument("run_dir", metavar="RUN", help="sampler run folder (GAN, GMM baseline)")
+    sample.add_argument(
+        "run_dir", metavar="RUN", help="sampler run folder (GAN, latent flow, GMM baseline)"
+    )
     sample.add_argument("--digit", type=int, default=None, help="0-9 (conditional runs only)")
     sample.add_argument("-n", type=int, default=16, help="images (per digit without --digit)")
     sample.add_argument("--seed", type=non_negative_int, default=0)
     sample.add_argument("--out", required=True, help="grid .png, or .npz (images, labels)")
     sample.add_argument("--device", default="cpu")
+    add_flow_sampling_arguments(sample)
     sample.set_defaults(run=run_sample)
 
     interpolate = subparsers.add_parser(
         "interpolate", help="interpolation paths between real test digits (PNG or .npz)"
     )
-    interpolate.add_argument("run_dir", metavar="RUN", help="latent-gan (or autoencoder) run")
+    interpolate.add_argument(
+        "run_dir", metavar="RUN", help="latent-gan, latent-flow (or autoencoder) run"
+    )
     add_data_arguments(interpolate)
     interpolate.add_argument(
         "--pair", type=int, nargs=2, action="append", metavar=("I", "J"), help="test indices"
@@ -119,6 +125,7 @@ def register(subparsers) -> None:
     interpolate.add_argument("--metrics", default=None, help="also write the measures as JSON")
     interpolate.add_argument("--no-classifier", action="store_true", help="skip class measures")
     interpolate.add_argument("--device", default="cpu")
+    add_flow_sampling_arguments(interpolate, steps_flag=False)  # --steps counts frames here
     interpolate.set_defaults(run=run_interpolate)
 
 
@@ -233,7 +240,7 @@ def _output_kind(path: str) -> str:
 
 def run_sample(args) -> int:
     _output_kind(args.out)
-    model = load_sampler(args.run_dir, args.device)
+    model = load_sampler(args.run_dir, args.device, sampling=flow_sampling(args))
     images, labels = model.sample_with_labels(digit=args.digit, n=args.n, seed=args.seed)
     # Without a digit a conditional run draws n of each digit: one row per digit.
     per_row = args.n if model.conditional and args.digit is None else min(args.n, 16)
@@ -262,7 +269,9 @@ def run_interpolate(args) -> int:
     if saved["kind"] == AUTOENCODER:
         model = load(args.run_dir, args.device)
     else:
-        model = load_sampler(args.run_dir, args.device, action="interpolate")
+        model = load_sampler(
+            args.run_dir, args.device, action="interpolate", sampling=flow_sampling(args)
+        )
         if not model.has_noise:
             print(f"zspace interpolate: a {model.kind} run has no noise space; AE paths only")
     dataset_name = args.dataset or run_dataset_name(saved)

@@ -108,6 +108,7 @@ def evaluate_source(
     progress: bool = True,
     classifier=None,
     classifier_options: dict | None = None,
+    sampling: dict | None = None,
 ) -> dict:
     """Evaluate an `.npz` of samples or a run folder; returns a JSON-able dict.
 
@@ -118,7 +119,7 @@ def evaluate_source(
     if per_digit < 1:
         raise ZspaceError(f"-n must be at least 1, got {per_digit}")
     source = Path(source)
-    opened = _open_source(source, dataset, device)
+    opened = _open_source(source, dataset, device, sampling)
     kind, dataset, autoencoder = opened.kind, opened.dataset, opened.autoencoder
     if ae_run is not None:
         autoencoder = load_autoencoder(ae_run, device)
@@ -174,7 +175,7 @@ class _Source:
     labels: torch.Tensor | None = None
 
 
-def _open_source(source: Path, dataset: str | None, device) -> _Source:
+def _open_source(source: Path, dataset: str | None, device, sampling=None) -> _Source:
     if source.suffix == ".npz" and not source.is_dir():
         images, labels = load_samples_npz(source)
         return _Source("samples", dataset or "mnist", images=images, labels=labels)
@@ -182,7 +183,7 @@ def _open_source(source: Path, dataset: str | None, device) -> _Source:
     dataset = dataset or run_dataset_name(config)
     if config["kind"] == AUTOENCODER:
         return _Source(AUTOENCODER, dataset, autoencoder=load_autoencoder(source, device))
-    sampler = load_sampler(source, device, action="be evaluated")
+    sampler = load_sampler(source, device, action="be evaluated", sampling=sampling)
     return _Source(config["kind"], dataset, sampler, sampler.autoencoder)
 
 

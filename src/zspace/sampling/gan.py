@@ -21,10 +21,11 @@ from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
-from zspace.models.fast_decode import FastGenerator, inference_decoder
+from zspace.models.fast_decode import FastGenerator
 from zspace.models.gan import CodeScaler, GANConfig, Generator, split_legacy_gan_config
 from zspace.runs import LATENT_GAN, PIXEL_GAN, RunDir, load_weights_into
 from zspace.sampling.inversion import load_inverter
+from zspace.sampling.latent import LatentDecoder
 from zspace.sampling.sampler import (
     check_sample_request,
     labels_for,
@@ -51,7 +52,7 @@ class GANSampler:
         self.scaler = scaler
         self.autoencoder = autoencoder
         self.kind = kind
-        self._decoder = None
+        self._decoder = LatentDecoder(autoencoder) if autoencoder is not None else None
         self._frozen_generator = None  # set by freeze(): the fast path, built once
         # A fitted NoiseInverter (zspace.sampling.inversion), if the run has one: fast, close inversion.
         self.inverter = None
@@ -95,28 +96,11 @@ class GANSampler:
             chunks.append(self.scaler.inverse(self.generator(part, part_labels)).cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, self.config.data_dim)
 
-    @torch.no_grad()
     def codes_to_images(self, codes: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Data-space outputs -> float (N, 1, 28, 28) images in [0, 1] on CPU."""
         if self.autoencoder is None:  # pixel space: the outputs are the images
             return codes.clamp(0, 1).reshape(-1, 1, 28, 28)
-        decoder = self._inference_decoder()
-        device = self.device
-        chunks = [
-            decoder(codes[start : start + batch_size].to(device)).cpu()
-            for start in range(0, len(codes), batch_size)
-        ]
-        return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
-
-    def _inference_decoder(self):
-        """The AE's decoder, or on CPU an equivalent faster one (built once)."""
-        if self._decoder is None:
-            self.autoencoder.eval()
-            on_cpu = self.device.type == "cpu"
-            self._decoder = (
-                inference_decoder(self.autoencoder) if on_cpu else self.autoencoder.decoder
-            )
-        return self._decoder
+        return self._decoder(codes, batch_size)
 
     def images(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Noise [+ labels] -> float (N, 1, 28, 28) images in [0, 1] on CPU (no size cap)."""
@@ -127,7 +111,7 @@ class GANSampler:
             raise ZspaceError("this run is a conditional GAN; give a label for every noise row")
         if not self.conditional and labels is not None:
             raise ZspaceError("this run is an unconditional GAN; it takes no labels")
-        decoder = self._inference_decoder()
+        decoder = self._decoder.module()
         with torch.inference_mode():
             return torch.cat(
                 [

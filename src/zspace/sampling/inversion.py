@@ -1,6 +1,7 @@
 """Finding the generator noise that produces a given target ("inverting" a GAN).
 
-Two ways, one entry point (`invert`):
+Two ways for a GAN, one entry point (`invert`), which hands a latent flow to its own exact
+inversion instead (`FlowSampler.invert_codes`: the ODE solved backwards, no optimiser):
   - With a fitted NoiseInverter (zspace.models.inverter; `zspace fit-inverter RUN` or
     `train_gan` with inverter_steps > 0 writes one into the run), its guess is polished by a
     few Levenberg-Marquardt steps (`refine_noise`): about 5 ms per target on one CPU core.
@@ -231,6 +232,8 @@ def invert(
     steps. Without: `invert_generator` (`steps` of Adam from `restarts` random starts, seeded).
     Returns (noise (N, noise_dim) on CPU, error per target (N,) in standardised space).
     """
+    if hasattr(sampler, "invert_codes"):  # a flow: its ODE runs backwards, no optimiser
+        return sampler.invert_codes(targets, labels)
     inverter = getattr(sampler, "inverter", None)
     if inverter is None:
         return invert_generator(sampler, targets, labels, steps=steps, restarts=restarts, seed=seed)

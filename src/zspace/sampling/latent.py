@@ -65,6 +65,35 @@ def decode_codes(model: Autoencoder, codes: torch.Tensor, batch_size: int = 1000
     return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
 
 
+class LatentDecoder:
+    """An autoencoder's decoder for bulk decoding, built on first use: on CPU the faster
+    equivalent of `zspace.models.fast_decode` (samplers decode every call through it)."""
+
+    def __init__(self, autoencoder: Autoencoder):
+        self.autoencoder = autoencoder
+        self._module = None
+
+    def module(self):
+        if self._module is None:
+            self.autoencoder.eval()
+            on_cpu = next(self.autoencoder.parameters()).device.type == "cpu"
+            self._module = (
+                inference_decoder(self.autoencoder) if on_cpu else self.autoencoder.decoder
+            )
+        return self._module
+
+    @torch.no_grad()
+    def __call__(self, codes: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """float (N, latent_dim) codes -> float (N, 1, 28, 28) images in [0, 1] on CPU."""
+        decoder = self.module()
+        device = next(self.autoencoder.parameters()).device
+        chunks = [
+            decoder(codes[start : start + batch_size].to(device)).cpu()
+            for start in range(0, len(codes), batch_size)
+        ]
+        return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
+
+
 def principal_components(codes: torch.Tensor, k: int = 2) -> torch.Tensor:
     """Project (N, D) codes onto their top-k principal axes -> (N, k) (for 2-D maps)."""
     centred = codes.float() - codes.float().mean(dim=0)
