@@ -48,6 +48,9 @@ class FlowConfig:
     hidden_dim: int = 256
     depth: int = 3
     time_features: int = 32  # sine/cosine pairs of the time embedding
+    # Width of the time + label embedding. Narrower than the blocks, it keeps the adaLN
+    # modulations (condition_dim x 3 hidden_dim a block) a small part of a training step.
+    condition_dim: int = 64
     preset: str = DEFAULT_FLOW_PRESET
 
     def __post_init__(self):
@@ -58,6 +61,7 @@ class FlowConfig:
         check.whole_number("hidden_dim", self.hidden_dim, 1, 65_536)
         check.whole_number("depth", self.depth, 1, 64)
         check.whole_number("time_features", self.time_features, 1, 4096)
+        check.whole_number("condition_dim", self.condition_dim, 1, 65_536)
         check.text("preset", self.preset)
 
     @classmethod
@@ -88,13 +92,13 @@ def time_embedding(t: torch.Tensor, features: int) -> torch.Tensor:
 class AdaptiveBlock(nn.Module):
     """x + gate * MLP(norm(x) * (1 + scale) + shift), with shift, scale, gate from the condition."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, condition_dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(width, elementwise_affine=False)
         self.mlp = nn.Sequential(
             nn.Linear(width, 2 * width), nn.SiLU(), nn.Linear(2 * width, width)
         )
-        self.modulation = nn.Linear(width, 3 * width)
+        self.modulation = nn.Linear(condition_dim, 3 * width)
         nn.init.zeros_(self.modulation.weight)  # adaLN-Zero: each block starts as the identity
         nn.init.zeros_(self.modulation.bias)
 
@@ -127,18 +131,22 @@ class VelocityField(nn.Module):
     def __init__(self, config: FlowConfig):
         super().__init__()
         self.config = config
-        width = config.hidden_dim
+        width, condition = config.hidden_dim, config.condition_dim
         self.time_mlp = nn.Sequential(
-            nn.Linear(2 * config.time_features, width), nn.SiLU(), nn.Linear(width, width)
+            nn.Linear(2 * config.time_features, condition),
+            nn.SiLU(),
+            nn.Linear(condition, condition),
         )
         self.label_embedding = (
-            nn.Linear(config.num_classes, width, bias=False) if config.conditional else None
+            nn.Linear(config.num_classes, condition, bias=False) if config.conditional else None
         )
         if config.architecture == "adaln":
             self.input = nn.Linear(config.data_dim, width)
-            self.blocks = nn.ModuleList(AdaptiveBlock(width) for _ in range(config.depth))
+            self.blocks = nn.ModuleList(
+                AdaptiveBlock(width, condition) for _ in range(config.depth)
+            )
         else:
-            self.input = nn.Linear(config.data_dim + width, width)
+            self.input = nn.Linear(config.data_dim + condition, width)
             self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(config.depth))
         self.output_norm = nn.LayerNorm(width)
         self.output = nn.Linear(width, config.data_dim)
@@ -146,7 +154,7 @@ class VelocityField(nn.Module):
         nn.init.zeros_(self.output.bias)
 
     def condition(self, t: torch.Tensor, labels, batch: int, like: torch.Tensor) -> torch.Tensor:
-        """(N, hidden_dim): the time embedding plus the label embedding."""
+        """(N, condition_dim): the time embedding plus the label embedding."""
         t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
         if t.dim() == 0:
             t = t.expand(batch)

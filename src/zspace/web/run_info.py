@@ -87,8 +87,10 @@ def run_info(models: Models) -> dict:
         "zspace_version": __version__,
         "conditional": bool(generator.conditional),
         "model": repr(generator),
-        # How restyles find an upload's noise: a fitted inverter (fast) or Adam alone.
-        "inverter": getattr(generator, "inverter", None) is not None,
+        # How restyles find an upload's noise: a fitted inverter or a flow's backward ODE
+        # (fast), or Adam alone.
+        "inverter": getattr(generator, "inverter", None) is not None
+        or hasattr(generator, "invert_codes"),
         "limits": {
             "n": [1, MAX_REQUEST_SAMPLES],
             "steps": [2, MAX_STEPS],

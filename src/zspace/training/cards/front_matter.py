@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from zspace.data.registry import DATASETS
-from zspace.runs import AUTOENCODER, CLASSIFIER, GMM_BASELINE, LATENT_GAN
+from zspace.runs import AUTOENCODER, CLASSIFIER, GMM_BASELINE, LATENT_FLOW, LATENT_GAN
 from zspace.training.cards.command import Command
 from zspace.training.cards.facts import (
     EVALUATION_METRICS,
@@ -66,7 +66,7 @@ def _task(info: RunFacts) -> dict:
 def card_metadata(info: RunFacts, command: Command | None) -> dict:
     datasets = [_dataset_id(info.dataset)]
     tags = ["zspace", info.kind, "mnist-style"]
-    if info.kind in (LATENT_GAN, GMM_BASELINE):
+    if info.kind in (LATENT_GAN, LATENT_FLOW, GMM_BASELINE):
         tags.append("latent-space")
     if info.conditional:
         tags.append("class-conditional")

@@ -13,6 +13,7 @@ from zspace.runs import (
     AUTOENCODER,
     CLASSIFIER,
     GMM_BASELINE,
+    LATENT_FLOW,
     LATENT_GAN,
     PIXEL_GAN,
     RUN_KINDS,
@@ -30,7 +31,12 @@ from zspace.training.cards.facts import (
 from zspace.training.cards.file_names import EVALUATION_FILE
 from zspace.training.cards.markdown import format_value, markdown_table
 
-SAMPLER_TITLES = {LATENT_GAN: "latent GAN", PIXEL_GAN: "pixel-space GAN", GMM_BASELINE: "GMM"}
+SAMPLER_TITLES = {
+    LATENT_GAN: "latent GAN",
+    PIXEL_GAN: "pixel-space GAN",
+    LATENT_FLOW: "latent flow",
+    GMM_BASELINE: "GMM",
+}
 
 
 def _title(info: RunFacts) -> str:
@@ -41,6 +47,10 @@ def _title(info: RunFacts) -> str:
     if kind in (LATENT_GAN, PIXEL_GAN):
         mode = "conditional " if info.conditional else ""
         return f"{mode}{SAMPLER_TITLES[kind]}, preset `{model.get('preset')}`"
+    if kind == LATENT_FLOW:
+        mode = "conditional " if info.conditional else ""
+        one_step = ", distilled to one step" if info.config.get("distilled") else ""
+        return f"{mode}latent flow, preset `{model.get('preset')}`{one_step}"
     if kind == GMM_BASELINE:
         return (
             f"class-conditional Gaussian mixtures, {info.config.get('components')} per digit, "
@@ -86,6 +96,19 @@ def what_section(info: RunFacts) -> list[str]:
         rows.append(
             ("noise inverter", format_value(info.run.file("inverter.safetensors").is_file()))
         )
+    if kind == LATENT_FLOW:
+        sampling = info.config.get("sampling") or {}
+        rows.append(("samples drawn with", "the EMA of the velocity field's weights"))
+        rows.append(
+            (
+                "default sampler",
+                f"{sampling.get('solver')} x {sampling.get('steps')} steps, "
+                f"guidance {sampling.get('guidance')}",
+            )
+        )
+        distilled = info.config.get("distilled")
+        if isinstance(distilled, dict):
+            rows.append(("distilled from", f"`{distilled.get('teacher')}`"))
     autoencoder = info.config.get("autoencoder")
     if isinstance(autoencoder, dict):
         source = autoencoder.get("source") or autoencoder.get("run")
@@ -127,7 +150,7 @@ def command_section(info: RunFacts, command: Command | None, why_not: str | None
             ),
         ]
     else:
-        resumes = info.kind in (AUTOENCODER, LATENT_GAN, PIXEL_GAN)
+        resumes = info.kind in (AUTOENCODER, LATENT_GAN, PIXEL_GAN, LATENT_FLOW)
         note = "; `--resume` continues a killed run to the same weights" if resumes else ""
         lines += [
             f"This command makes it (seed {_seed(info.config)}{note}):",
@@ -176,7 +199,7 @@ def data_section(info: RunFacts) -> list[str]:
     dataset, limit = info.dataset, data_limit(info.config)
     lines = ["## Data", ""]
     subset = "all training images" if limit is None else f"the first {limit:,} training images"
-    if info.kind in (LATENT_GAN, GMM_BASELINE):
+    if info.kind in (LATENT_GAN, LATENT_FLOW, GMM_BASELINE):
         subset += ", as codes of the autoencoder named above"
     if dataset.lower().endswith(".npz"):
         path = Path(dataset)
@@ -337,12 +360,12 @@ def limits_section(info: RunFacts) -> list[str]:
     ]
     if limit is not None:
         lines.append(f"- Trained on the first {limit:,} training images only, not the full set.")
-    if info.kind in (LATENT_GAN, PIXEL_GAN, GMM_BASELINE):
+    if info.kind in (LATENT_GAN, PIXEL_GAN, LATENT_FLOW, GMM_BASELINE):
         lines.append(
             "- Its figures come from zspace's own evaluation classifier, not from people; a "
             "generated digit can fool it and still look wrong."
         )
-    if info.kind in (LATENT_GAN, GMM_BASELINE):
+    if info.kind in (LATENT_GAN, LATENT_FLOW, GMM_BASELINE):
         lines.append(
             "- It draws codes for the autoencoder it was trained on: its images are never "
             "sharper than that decoder's reconstructions."
