@@ -109,3 +109,32 @@ def test_gan_two_processes_match_one_process(small_ae_run, mnist_dir, tmp_path):
     gap = (codes_single - codes_double).abs().max() / codes_single.std()
     print(f"largest code gap: {gap:.2e} of the codes' spread")
     assert gap < 0.01
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_flow_two_processes_match_one_process(small_ae_run, mnist_dir, tmp_path):
+    # Every rank draws the whole global batch's noise, times and dropped labels, then keeps its
+    # share, so two processes take the steps one process takes (up to all-reduce rounding).
+    flow_args = [
+        "train-flow",
+        "--ae",
+        str(small_ae_run),
+        "--conditional",
+        "--limit",
+        "1024",
+        "--batch-size",
+        "128",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+    single, double = tmp_path / "single", tmp_path / "double"
+    _zspace([*flow_args, "--out", str(single)], mnist_dir)
+    result = _zspace([*flow_args, "--out", str(double)], mnist_dir, processes=2)
+    assert result.stdout.count("trained conditional latent flow") == 1
+    a = load_file(str(single / "velocity.safetensors"))
+    b = load_file(str(double / "velocity.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-3
+    codes_single, _ = zspace.load(single).sample_codes(n=100, seed=1)
+    codes_double, _ = zspace.load(double).sample_codes(n=100, seed=1)
+    assert (codes_single - codes_double).abs().max() / codes_single.std() < 0.01

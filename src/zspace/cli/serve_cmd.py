@@ -137,7 +137,9 @@ def is_loopback(host: str) -> bool:
 
 def _note_slow_restyles(service, run_dir) -> None:
     """Say so when restyles apply but the run has no noise inverter to make them fast."""
-    if service.can_restyle and getattr(service.generator, "inverter", None) is None:
+    generator = service.generator
+    exact = hasattr(generator, "invert_codes")  # a flow inverts by its ODE: fast without one
+    if service.can_restyle and not exact and getattr(generator, "inverter", None) is None:
         print(
             "zspace serve: this run has no noise inverter, so restyles search with Adam alone "
             f"(about 10 times slower); zspace fit-inverter {run_dir} fits one"
