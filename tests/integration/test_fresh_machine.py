@@ -28,8 +28,12 @@ sweep_draws = 2
 test_limit = 500
 [gan]
 epochs = 1
-reference_epochs = 1
 inverter_steps = 20
+[flow]
+time_budget = 0
+epochs = 1
+distill_pairs = 500
+distill_epochs = 1
 [interpolation]
 pairs = 1
 steps = 4

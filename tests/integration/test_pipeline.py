@@ -27,14 +27,19 @@ sweep_draws = 2
 test_limit = 1000
 [gan]
 epochs = 2
-reference_epochs = 1
 inverter_steps = 20
+[flow]
+time_budget = 0  # no wall-clock budget: the flow's epochs are the same in every run
+epochs = 2
+distill_pairs = 500
+distill_epochs = 1
 [interpolation]
 pairs = 2
 steps = 4
 [evaluation]
 samples_per_digit = 20
 classifier_epochs = 1
+pixel_gan = true  # one stage of --full; the reference GANs stay out (the default run's way)
 """
 
 
@@ -96,6 +101,7 @@ def test_tiny_study_writes_every_section(tiny_run):
         "## Interpolation",
         "## Digit on demand",
         "## Evaluation",
+        "## Which model to serve",
         "## Training curves",
         "## Time per stage",
         "## Versions, seed and hardware",
@@ -110,11 +116,35 @@ def test_tiny_study_writes_every_section(tiny_run):
             picture.verify()
             assert picture.format == "PNG"
     summaries = _summaries(tiny_run)
-    assert summaries["gan-reference"]["epochs"] == 1 and summaries["cgan-default"]["epochs"] == 2
+    assert summaries["cgan-default"]["epochs"] == 2 and "cgan-reference" not in summaries
     # only the cGAN to serve gets a noise inverter, and the report says how to serve it
-    assert summaries["cgan-default"]["inverter"] and not summaries["cgan-reference"]["inverter"]
+    assert summaries["cgan-default"]["inverter"] and not summaries["gan-default"]["inverter"]
     assert (tiny_run / "cgan-default" / "inverter.safetensors").is_file()
     assert "`zspace serve cgan-default`" in report
+    assert summaries["flow"]["epochs"] == 2 and summaries["flow-distilled"]["pairs"] == 500
+    assert summaries["flow-distilled"]["sampling"]["steps"] == 1
+    evaluation = json.loads((tiny_run / "stages" / "evaluation.json").read_text())["summary"]
+    rows = evaluation["rows"]
+    generators = [
+        "cgan-default",
+        "gan-default",
+        "flow",
+        "flow-distilled",
+        "gmm-baseline",
+        "pixel-cgan",
+    ]
+    assert set(rows) == {
+        "reconstructions (ceiling)",
+        "training reconstructions (perfect code sampler)",
+        *generators,
+    }
+    assert all(row["fd_train"] > 0 for row in rows.values())
+    assert all(rows[name]["train_seconds"] > 0 for name in generators)
+    assert all(rows[name]["images_per_second"] > 0 for name in generators)
+    # the distilled generator's training time includes its teacher's
+    assert rows["flow-distilled"]["train_seconds"] > rows["flow"]["train_seconds"]
+    assert "It chooses **`" in report or "No generator reaches 99%" in report
+    assert "FD and recall against training seconds" in report
     assert [row["preset"] for row in summaries["ae-presets"]["rows"]] == [
         "mlp",
         "transformer-nopos",

@@ -28,7 +28,7 @@ def test_every_kind_names_a_loader_that_exists():
             continue
         module, function = kind.loader.split(":")
         assert callable(getattr(importlib.import_module(module), function)), kind.name
-    assert set(SAMPLER_KINDS) == {"latent-gan", "pixel-gan", "gmm-baseline"}
+    assert set(SAMPLER_KINDS) == {"latent-gan", "pixel-gan", "gmm-baseline", "latent-flow"}
 
 
 @pytest.mark.parametrize("bad", ["vae", 7, None, ["latent-gan"]])

@@ -14,6 +14,12 @@ def register(subparsers) -> None:
     run.add_argument("--config", default=None, help="TOML file with settings (see --print-config)")
     run.add_argument("--out", default=None, help="run folder (default runs/study or runs/quick)")
     run.add_argument("--quick", action="store_true", help="subsets and few epochs (about a minute)")
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help="also the reference GAN presets and the pixel-space cGAN (with --quick: on its "
+        "subsets)",
+    )
     run.add_argument("--print-config", action="store_true", help="show the effective config")
     run.add_argument(
         "--force", action="append", default=[], metavar="STAGE", help="redo this stage"
@@ -34,7 +40,7 @@ def run_run(args) -> int:
     from zspace.pipeline.config import config_to_toml, load_study_config
     from zspace.pipeline.runner import run_study
 
-    config = load_study_config(args.config, quick=args.quick)
+    config = load_study_config(args.config, quick=args.quick, full=args.full)
     if args.print_config:
         print(config_to_toml(config))
         return 0

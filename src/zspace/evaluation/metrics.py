@@ -162,23 +162,28 @@ class ReferenceStats:
 
 
 def reference_stats(images: torch.Tensor, classifier, k: int = 3) -> ReferenceStats:
-    """ReferenceStats for real images, with their features cached beside the classifier.
+    """ReferenceStats for real images, with their features cached beside the classifier."""
+    return ReferenceStats.from_features(reference_features(images, classifier), k)
+
+
+def reference_features(images: torch.Tensor, classifier) -> torch.Tensor:
+    """The classifier features of real images, cached beside the classifier.
 
     Featurising the 10,000 test images takes seconds on a CPU; the cache entry is keyed by a
     hash of the image bytes, so a different reference set never reuses stale features.
     """
     folder = getattr(classifier, "folder", None)
     if folder is None:
-        return ReferenceStats.from_images(images, classifier, k)
+        return classifier.features(images)
     images = torch.as_tensor(images)
     digest = hashlib.sha256(images.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
     path = Path(folder) / f"reference-{digest}.safetensors"
     if path.is_file():
         tensors, _ = load_tensors(path)
-        return ReferenceStats.from_features(tensors["features"], k)
+        return tensors["features"]
     features = classifier.features(images)
     save_tensors(path, {"features": features}, {"count": len(features)})
-    return ReferenceStats.from_features(features, k)
+    return features
 
 
 def evaluate_images(
@@ -210,17 +215,42 @@ def evaluate_images(
         if reference_images is None:
             raise ZspaceError("evaluate_images needs reference_images or reference statistics")
         reference = reference_stats(reference_images, classifier, k)
+    predicted, features = classify_images(images, classifier)
+    return evaluate_features(predicted, features, reference, requested_labels)
+
+
+def classify_images(images, classifier) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted classes (N,), features (N, D)) of images under the evaluation classifier."""
     if hasattr(classifier, "predict_with_features"):  # one forward pass instead of two
         predicted, _, features = classifier.predict_with_features(images)
     else:
         predicted, features = classifier.predict(images)[0], classifier.features(images)
+    return predicted, features
 
-    report = {"count": len(images), "requested_accuracy": None, "per_digit_accuracy": None}
+
+def frechet_distance_to(
+    features: torch.Tensor, reference_moments: tuple[torch.Tensor, torch.Tensor]
+) -> float:
+    """The Fréchet distance between images' classifier features and a reference set's
+    (mean, covariance) of features (`mean_and_covariance`)."""
+    mean, covariance = mean_and_covariance(features)
+    return frechet_distance_from_stats(mean, covariance, *reference_moments)
+
+
+def evaluate_features(
+    predicted: torch.Tensor,
+    features: torch.Tensor,
+    reference: ReferenceStats,
+    requested_labels: torch.Tensor | None = None,
+) -> dict:
+    """The report of `evaluate_images`, from the images' predictions and features (so that a
+    caller comparing with more than one reference set classifies the images once)."""
+    report = {"count": len(features), "requested_accuracy": None, "per_digit_accuracy": None}
     if requested_labels is not None:
         requested = torch.as_tensor(requested_labels).long().cpu()
-        if requested.shape != (len(images),):
+        if requested.shape != (len(features),):
             raise ZspaceError(
-                f"requested labels have shape {tuple(requested.shape)}, expected ({len(images)},)"
+                f"requested labels have shape {tuple(requested.shape)}, expected ({len(features)},)"
             )
         correct = (predicted == requested).double()
         report["requested_accuracy"] = correct.mean().item()
@@ -228,9 +258,8 @@ def evaluate_images(
             correct[requested == digit].mean().item() if (requested == digit).any() else None
             for digit in range(NUM_CLASSES)
         ]
-    mean, covariance = mean_and_covariance(features)
-    report["frechet_distance"] = frechet_distance_from_stats(
-        mean, covariance, reference.mean, reference.covariance
+    report["frechet_distance"] = frechet_distance_to(
+        features, (reference.mean, reference.covariance)
     )
     report["precision"], report["recall"] = precision_recall(
         features, reference.features, reference.k, reference.radii

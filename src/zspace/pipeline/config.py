@@ -1,7 +1,9 @@
 """The study's settings: one typed config, read from TOML, validated key by key.
 
-Every setting has a default; the defaults reproduce the reference study (its heads and its GAN
-presets) beside zspace's best presets and methods. `--quick` swaps in subsets and few epochs.
+Every setting has a default; the defaults run zspace's best presets and methods (the reference
+study's few-shot heads included) within the newcomer's time budget. `--full` adds what the
+default run leaves out: the reference GAN presets and the pixel-space cGAN. `--quick` swaps in
+subsets and few epochs (over either stage list).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from zspace.fewshot.heads import DEFAULT_HEADS, parse_heads
 from zspace.fewshot.report import REFERENCE_LABELS
 from zspace.fewshot.study import StudyConfig as FewshotConfig
 from zspace.models.encoders import AutoencoderConfig
+from zspace.models.flow import FLOW_PRESETS
 from zspace.models.presets import DEFAULT_AE_PRESET, preset_names
 from zspace.pipeline.presets_comparison import DEFAULT_PRESETS, REFERENCE_HEAD, ComparisonSettings
 from zspace.training.autoencoder import AETrainingConfig
+from zspace.training.flow_distill import DistillConfig
 from zspace.training.gan import GANTrainingConfig
 
 if sys.version_info >= (3, 11):
@@ -88,7 +92,9 @@ class FewshotSettings:
 
 @dataclass
 class GANSettings:
-    presets: list[str] = field(default_factory=lambda: ["reference", DEFAULT_GAN])
+    # The reference presets collapse (zspace.models.gan) and cost about a minute: `--full` adds
+    # them (["reference", "default"]); the default run trains zspace's best preset only.
+    presets: list[str] = field(default_factory=lambda: [DEFAULT_GAN])
     epochs: int = GANTrainingConfig.epochs
     # The reference presets collapse within their first epoch (zspace.models.gan, measured at
     # 1 to 20 epochs), so they get fewer epochs by default; None: the same `epochs` as the rest.
@@ -106,10 +112,30 @@ class InterpolationSettings:
 
 
 @dataclass
+class FlowSettings:
+    """The conditional latent flow on the study's autoencoder, and its one-step distillation."""
+
+    enabled: bool = True  # false: no flow stages
+    preset: str | None = None  # None: the flow's default preset (zspace.models.flow)
+    # Seconds of training: the flow stops after the first epoch that ends past it. 0 (the
+    # default): no time budget, train for `epochs`, so the result does not depend on how busy
+    # the machine is (a TOML file cannot unset a value, so 0 is "off").
+    time_budget: float = 0.0
+    # A cap under a time budget; None: 10,000 with a budget (the budget decides), else the
+    # flow trainer's own number of epochs.
+    epochs: int | None = None
+    distill: bool = True  # also distil the flow into a one-step generator
+    distill_pairs: int = DistillConfig.pairs
+    distill_epochs: int = DistillConfig.epochs
+
+
+@dataclass
 class EvaluationSettings:
     samples_per_digit: int = 1000
     classifier_epochs: int | None = None  # None: the evaluation classifier's own schedule
     gmm_components: int = 4
+    # The pixel-space cGAN baseline (about 77 s, the latent cGAN's wall clock); `--full` adds it.
+    pixel_gan: bool = False
     pixel_gan_budget_factor: float = 1.0  # pixel baseline's wall clock / latent GAN's
 
 
@@ -121,6 +147,7 @@ class StudyConfig:
     presets: PresetComparisonSettings = field(default_factory=PresetComparisonSettings)
     fewshot: FewshotSettings = field(default_factory=FewshotSettings)
     gan: GANSettings = field(default_factory=GANSettings)
+    flow: FlowSettings = field(default_factory=FlowSettings)
     interpolation: InterpolationSettings = field(default_factory=InterpolationSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
@@ -128,10 +155,28 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
     def section_json(self, name: str) -> str:
-        """A stable text of one section, used to tell which stages a change invalidates."""
-        value = getattr(self, name)
+        """A stable text of one section ("gan") or one setting ("flow.time_budget"), used to
+        tell which stages a change invalidates.
+
+        A section's text leaves out the settings that only choose which stages exist
+        (STAGE_SWITCHES): adding the reference GANs with `--full` must not retrain the default
+        GAN, whose stage reads the `gan` section."""
+        section, _, key = name.partition(".")
+        value = getattr(self, section)
+        if key:
+            value = getattr(value, key)
         data = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        if not key and isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in STAGE_SWITCHES.get(section, ())}
         return json.dumps(data, sort_keys=True)
+
+
+# Settings that choose which stages the study has, not how a stage works (see section_json).
+STAGE_SWITCHES = {
+    "gan": ("presets",),
+    "evaluation": ("pixel_gan",),
+    "flow": ("enabled", "distill"),
+}
 
 
 def quick_overrides() -> dict:
@@ -151,8 +196,19 @@ def quick_overrides() -> dict:
             "test_limit": 2000,
         },
         "gan": {"epochs": 6, "reference_epochs": 3, "inverter_steps": 100},
+        "flow": {"epochs": 5, "distill_pairs": 4000, "distill_epochs": 2},
         "interpolation": {"pairs": 2, "steps": 6},
         "evaluation": {"samples_per_digit": 100, "classifier_epochs": 1},
+    }
+
+
+def full_overrides() -> dict:
+    """Settings of `--full`: the stages the default run leaves out to stay within its time
+    budget, the collapsing reference GAN presets and the pixel-space cGAN. With `--quick` they
+    run on its subsets."""
+    return {
+        "gan": {"presets": ["reference", DEFAULT_GAN]},
+        "evaluation": {"pixel_gan": True},
     }
 
 
@@ -228,6 +284,8 @@ def _check_counts(config: StudyConfig) -> None:
         "evaluation.samples_per_digit": config.evaluation.samples_per_digit,
         "evaluation.gmm_components": config.evaluation.gmm_components,
         "presets.epochs": config.presets.epochs,
+        "flow.distill_pairs": config.flow.distill_pairs,
+        "flow.distill_epochs": config.flow.distill_epochs,
     }
     for path, value in positive.items():
         if value < 1:
@@ -252,6 +310,8 @@ def _check_optional_counts(config: StudyConfig) -> None:
         raise ZspaceError(f"presets.draws must be at least 0, got {config.presets.draws}")
     if config.data.limit is not None and config.data.limit < 1:
         raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
+    if config.flow.epochs is not None and config.flow.epochs < 1:
+        raise ZspaceError(f"flow.epochs must be at least 1, got {config.flow.epochs}")
 
 
 def _check_names(config: StudyConfig) -> None:
@@ -268,6 +328,10 @@ def _check_names(config: StudyConfig) -> None:
             )
     if DEFAULT_GAN not in config.gan.presets:
         raise ZspaceError(f'gan.presets must include "{DEFAULT_GAN}" (the interpolations use it)')
+    if config.flow.preset is not None and config.flow.preset not in FLOW_PRESETS:
+        raise ZspaceError(
+            f"unknown flow preset {config.flow.preset!r}; choose from {sorted(FLOW_PRESETS)}"
+        )
 
 
 def _check_ranges(config: StudyConfig) -> None:
@@ -279,13 +343,21 @@ def _check_ranges(config: StudyConfig) -> None:
         raise ZspaceError("interpolation.steps must be at least 2")
     if config.evaluation.pixel_gan_budget_factor <= 0:
         raise ZspaceError("evaluation.pixel_gan_budget_factor must be positive")
+    if config.flow.time_budget < 0:
+        raise ZspaceError(
+            f"flow.time_budget must be >= 0 (0: no budget), got {config.flow.time_budget}"
+        )
 
 
-def load_study_config(path: str | Path | None = None, quick: bool = False) -> StudyConfig:
-    """Defaults, then `--quick` overrides, then the TOML file; validated."""
+def load_study_config(
+    path: str | Path | None = None, quick: bool = False, full: bool = False
+) -> StudyConfig:
+    """Defaults, then `--quick` and `--full` overrides, then the TOML file; validated."""
     config = StudyConfig()
     if quick:
         _apply(config, quick_overrides())
+    if full:
+        _apply(config, full_overrides())
     if path is not None:
         path = Path(path)
         if not path.is_file():

@@ -18,14 +18,16 @@ from zspace.pipeline.presets_comparison import table_rows
 from zspace.pipeline.stages.common import (
     AUTOENCODER_STAGE,
     CLASSIFIER_STAGE,
+    DISTILLED_FLOW_STAGE,
     EVALUATION_STAGE,
     FEWSHOT_STAGE,
+    FLOW_STAGE,
     INTERPOLATION_STAGE,
     LATENT_MAP_STAGE,
     PRESETS_STAGE,
     gan_stage_name,
 )
-from zspace.pipeline.stages.evaluation import TEST_RECONSTRUCTIONS
+from zspace.pipeline.stages.evaluation import TEST_RECONSTRUCTIONS, TRAIN_RECONSTRUCTIONS
 from zspace.runs import AUTOENCODER, CONFIG_FILE, PIXEL_GAN, RunDir
 from zspace.training.cards import CARD_FILE, EVALUATION_FILE, write_card
 from zspace.version import __version__
@@ -34,11 +36,17 @@ EVALUATION_COLUMNS = [
     "generator",
     "requested digit",
     "FD",
+    "FD (train)",
     "precision",
     "recall",
     "KL from uniform",
     "diversity",
+    "training s",
+    "images/s",
 ]
+# The serving rule: among generators that draw the requested digit at least this often, the
+# one with the lowest FD against training images.
+SERVE_MIN_ACCURACY = 0.99
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -147,9 +155,14 @@ def _positions_reading(rows: list[dict]) -> str | None:
 
 def _gan_samples_section(doc: Document, results: dict, presets: list[str]) -> None:
     doc.heading("Latent GAN samples")
+    beside = (
+        "The reference architecture is shown beside the best preset measured here."
+        if len(presets) > 1
+        else "The reference presets, which collapse, run with `zspace run --full`."
+    )
     doc.text(
         "The generator maps 64-d Gaussian noise to latent codes, which the decoder turns into "
-        "digits. The reference architecture is shown beside the best preset measured here."
+        f"digits. {beside}"
     )
     for preset in presets:
         summary = results.get(gan_stage_name(preset, False))
@@ -199,6 +212,34 @@ def _digit_on_demand_section(doc: Document, results: dict, presets: list[str]) -
                 "page and API; the run carries a noise inverter, so a drawn digit is "
                 "restyled as all ten digits in a few milliseconds."
             )
+    _flow_grids(doc, results)
+
+
+def _sampler_text(sampling: dict) -> str:
+    if sampling["steps"] == 1 and sampling["solver"] == "euler":
+        return "one Euler step"
+    return (
+        f"{sampling['solver']} solver, {sampling['steps']} steps, guidance {sampling['guidance']:g}"
+    )
+
+
+def _flow_grids(doc: Document, results: dict) -> None:
+    """The conditional latent flow and its distilled generator, when the study has them."""
+    flow = results.get(FLOW_STAGE)
+    if flow:
+        doc.image(
+            flow["figures"]["digit_grid"],
+            f"Conditional latent flow, preset {flow['preset']} ({flow['epochs']} epochs, "
+            f"{flow['training_seconds']} s; {_sampler_text(flow['sampling'])}): "
+            "row d shows digit d.",
+        )
+    distilled = results.get(DISTILLED_FLOW_STAGE)
+    if distilled:
+        doc.image(
+            distilled["figures"]["digit_grid"],
+            f"The flow distilled into a one-step generator ({distilled['pairs']:,} teacher "
+            f"pairs, {distilled['epochs']} epochs): row d shows digit d.",
+        )
 
 
 def _evaluation_section(doc: Document, summary: dict) -> None:
@@ -217,14 +258,106 @@ def _evaluation_section(doc: Document, summary: dict) -> None:
             name,
             _fmt(row.get("requested_accuracy")),
             _fmt(row.get("frechet_distance"), 3),
+            _fmt(row.get("fd_train"), 3),
             _fmt(row.get("precision"), 3),
             _fmt(row.get("recall"), 3),
             _fmt(row.get("kl_from_uniform"), 4),
             _fmt(row.get("diversity"), 3),
+            _fmt(row.get("train_seconds"), 1),
+            _count(row.get("images_per_second")),
         ]
         for name, row in summary["rows"].items()
     ]
     doc.table(EVALUATION_COLUMNS, rows)
+    images = summary.get("train_reference_images", 10_000)
+    doc.text(
+        f"`FD (train)` is the FD against {images:,} training images instead of the test set; "
+        "the choice of the model to serve (below) uses it, so that no choice is tuned on test "
+        "images. `training s` is each generator's training wall clock"
+        + (
+            f"; for `{DISTILLED_FLOW_STAGE}` it adds its teacher's (`{FLOW_STAGE}`) training "
+            "and the drawing of the teacher's pairs to its own, what it costs from scratch"
+            if DISTILLED_FLOW_STAGE in summary["rows"]
+            else ""
+        )
+        + f". `images/s` is noise to pixels at batch {summary.get('speed_batch', 1000):,}, the "
+        "fastest of three calls after a warm-up, measured the same way for every generator."
+    )
+    figure = summary.get("figures", {}).get("cost")
+    if figure:
+        doc.image(
+            figure,
+            "FD and recall against training seconds, one marker per generator (GANs and "
+            "flows on the same axes).",
+        )
+    _serve_section(doc, summary["rows"])
+
+
+def _count(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def serve_choice(rows: dict) -> dict | None:
+    """The model the report tells users to serve, by the rule it writes out: among the
+    generators whose requested-digit accuracy is at least SERVE_MIN_ACCURACY, the lowest FD
+    against training images; if none reaches it, the most accurate one.
+
+    `rows` are the evaluation stage's rows; the ceilings and generators without requested
+    digits (unconditional ones) are not candidates. Returns {"name", "row", "rule_met"} or
+    None when there is no candidate at all."""
+    candidates = {
+        name: row
+        for name, row in rows.items()
+        if name not in (TEST_RECONSTRUCTIONS, TRAIN_RECONSTRUCTIONS)
+        and row.get("requested_accuracy") is not None
+    }
+    if not candidates:
+        return None
+    accurate = {
+        name: row
+        for name, row in candidates.items()
+        if row["requested_accuracy"] >= SERVE_MIN_ACCURACY
+    }
+    if accurate:
+        name = min(accurate, key=lambda n: (_fd_train(accurate[n]), n))
+        return {"name": name, "row": accurate[name], "rule_met": True}
+    name = min(
+        candidates,
+        key=lambda n: (-candidates[n]["requested_accuracy"], _fd_train(candidates[n]), n),
+    )
+    return {"name": name, "row": candidates[name], "rule_met": False}
+
+
+def _fd_train(row: dict) -> float:
+    value = row.get("fd_train")
+    return float("inf") if value is None else value
+
+
+def _serve_section(doc: Document, rows: dict) -> None:
+    doc.heading("Which model to serve")
+    threshold = f"{100 * SERVE_MIN_ACCURACY:.0f}%"
+    doc.text(
+        f"The rule: among the generators whose requested-digit accuracy is at least {threshold}, "
+        "the one with the lowest FD against training images (never the test set, so that the "
+        "choice is not tuned on test images). If none reaches it, the most accurate one."
+    )
+    choice = serve_choice(rows)
+    if choice is None:
+        doc.text("No conditional generator was evaluated, so there is nothing to serve.")
+        return
+    name, row = choice["name"], choice["row"]
+    measured = (
+        f"requested digit {100 * row['requested_accuracy']:.2f}%, FD against training images "
+        f"{_fmt(row.get('fd_train'), 3)}, against the test set {_fmt(row['frechet_distance'], 3)}"
+    )
+    if choice["rule_met"]:
+        doc.text(f"It chooses **`{name}`**: {measured}.")
+    else:
+        doc.text(
+            f"No generator reaches {threshold} here, so the rule falls back to the most "
+            f"accurate one: **`{name}`** ({measured})."
+        )
+    doc.text(f"Serve it (from this folder) with `zspace serve {name}`.")
 
 
 def _loss_curves(doc: Document, results: dict) -> None:
@@ -337,7 +470,7 @@ def write_report(run_dir: Path, records: dict, config: StudyConfig, config_text:
     doc = Document("zspace study report")
     doc.text(
         "A 64-d autoencoder learned on handwritten digits, then used for few-shot "
-        "classification, latent GANs, interpolation and digits on demand."
+        "classification, latent GANs and flows, interpolation and digits on demand."
     )
     if FEWSHOT_STAGE in results:
         _fewshot_section(doc, results[FEWSHOT_STAGE])

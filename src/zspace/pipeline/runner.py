@@ -14,16 +14,21 @@ from zspace.pipeline.report import write_report
 from zspace.pipeline.stages.common import (
     AUTOENCODER_STAGE,
     CLASSIFIER_STAGE,
+    DISTILLED_FLOW_STAGE,
     EVALUATION_STAGE,
     FEWSHOT_STAGE,
+    FLOW_STAGE,
     GMM_STAGE,
     INTERPOLATION_STAGE,
     LATENT_MAP_STAGE,
     PIXEL_GAN_STAGE,
     PRESETS_STAGE,
+    flow_stage_names,
     gan_stage_name,
+    generator_stage_names,
 )
 from zspace.pipeline.stages.evaluation import eval_classifier_stage, evaluation_stage
+from zspace.pipeline.stages.flows import distilled_flow_stage, flow_stage
 from zspace.pipeline.stages.generators import (
     gan_stage,
     gmm_stage,
@@ -80,6 +85,20 @@ PIXEL_GAN = Stage(
     (gan_stage_name(DEFAULT_GAN, True), CLASSIFIER_STAGE),
     "pixel-space conditional GAN under the same wall clock",
 )
+LATENT_FLOW = Stage(
+    FLOW_STAGE,
+    flow_stage,
+    ("data", "flow.preset", "flow.time_budget", "flow.epochs"),
+    (AUTOENCODER_STAGE,),
+    "conditional latent flow (flow matching on the autoencoder's codes)",
+)
+DISTILLED_FLOW = Stage(
+    DISTILLED_FLOW_STAGE,
+    distilled_flow_stage,
+    ("flow.distill_pairs", "flow.distill_epochs"),
+    (FLOW_STAGE,),
+    "the flow distilled into a one-step generator",
+)
 INTERPOLATION = Stage(
     INTERPOLATION_STAGE,
     interpolation_stage,
@@ -90,14 +109,17 @@ INTERPOLATION = Stage(
 
 
 def study_stages(config: StudyConfig) -> list[Stage]:
-    """The whole study, in order."""
+    """The whole study, in order. The default run leaves out the reference GAN presets and the
+    pixel-space cGAN (`--full` has them: gan.presets, evaluation.pixel_gan)."""
     comparison = [PRESETS_COMPARISON] if config.presets.names else []
     gans = [_latent_gan(p, c) for p in config.gan.presets for c in (False, True)]
+    flows = {FLOW_STAGE: LATENT_FLOW, DISTILLED_FLOW_STAGE: DISTILLED_FLOW}
+    pixels = [PIXEL_GAN] if config.evaluation.pixel_gan else []
     evaluation = Stage(
         EVALUATION_STAGE,
         evaluation_stage,
         ("evaluation",),
-        (*(gan.name for gan in gans), GMM_STAGE, PIXEL_GAN_STAGE, CLASSIFIER_STAGE),
+        (*generator_stage_names(config), CLASSIFIER_STAGE),
         "evaluate every generator",
     )
     return [
@@ -107,8 +129,9 @@ def study_stages(config: StudyConfig) -> list[Stage]:
         *comparison,
         FEWSHOT_STUDY,
         *gans,
+        *(flows[name] for name in flow_stage_names(config)),
         GMM_BASELINE,
-        PIXEL_GAN,
+        *pixels,
         INTERPOLATION,
         evaluation,
     ]

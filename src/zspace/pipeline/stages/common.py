@@ -7,7 +7,7 @@ from zspace.data import load_dataset
 from zspace.evaluation.classifier import load_eval_classifier
 from zspace.models.presets import DEFAULT_GAN_PRESET
 from zspace.pipeline.cache import StageContext
-from zspace.pipeline.config import DEFAULT_GAN
+from zspace.pipeline.config import DEFAULT_GAN, StudyConfig
 
 AUTOENCODER_STAGE = "autoencoder"
 CLASSIFIER_STAGE = "eval-classifier"
@@ -16,12 +16,29 @@ PRESETS_STAGE = "ae-presets"
 FEWSHOT_STAGE = "fewshot"
 GMM_STAGE = "gmm-baseline"
 PIXEL_GAN_STAGE = "pixel-cgan"
+FLOW_STAGE = "flow"
+DISTILLED_FLOW_STAGE = "flow-distilled"
 INTERPOLATION_STAGE = "interpolation"
 EVALUATION_STAGE = "evaluation"
 
 
 def gan_stage_name(preset: str, conditional: bool) -> str:
     return f"{'cgan' if conditional else 'gan'}-{preset}"
+
+
+def flow_stage_names(config: StudyConfig) -> list[str]:
+    """The flow stages this config has: the conditional flow, then its distilled generator."""
+    if not config.flow.enabled:
+        return []
+    return [FLOW_STAGE, *([DISTILLED_FLOW_STAGE] if config.flow.distill else [])]
+
+
+def generator_stage_names(config: StudyConfig) -> list[str]:
+    """Every stage that makes a generator, in the evaluation table's order: the latent GANs
+    (conditional first), the flows, the Gaussian mixture and, with `--full`, the pixel cGAN."""
+    gans = [gan_stage_name(p, c) for p in config.gan.presets for c in (True, False)]
+    pixels = [PIXEL_GAN_STAGE] if config.evaluation.pixel_gan else []
+    return [*gans, *flow_stage_names(config), GMM_STAGE, *pixels]
 
 
 def gan_preset_name(preset: str) -> str:
