@@ -20,9 +20,10 @@ from zspace.errors import ZspaceError
 from zspace.runs import RunDir
 
 SOLVER_CHOICES = ("euler", "midpoint", "heun2")  # zspace.sampling.ode.SOLVERS
-# Measured on the 2-core machine (README, "Latent flow"): one thread trains the small field
-# as fast as two, and leaves the other core to a second process.
-DEFAULT_TRAIN_THREADS = 1
+# Measured on the 2-core machine (benchmarks/bench_flow.py --parts threads): the default field
+# trains at 25 steps/s with 2 threads and 16 with 1; two trainers side by side should take
+# --threads 1 each (two processes of 2 threads slow each other far more than two-fold).
+DEFAULT_TRAIN_THREADS = 2
 
 
 def add_flow_sampling_arguments(parser: argparse.ArgumentParser, steps_flag: bool = True) -> None:

@@ -27,7 +27,6 @@ from zspace.models.flow import FLOW_PRESETS
 from zspace.models.presets import DEFAULT_AE_PRESET, preset_names
 from zspace.pipeline.presets_comparison import DEFAULT_PRESETS, REFERENCE_HEAD, ComparisonSettings
 from zspace.training.autoencoder import AETrainingConfig
-from zspace.training.flow_distill import DistillConfig
 from zspace.training.gan import GANTrainingConfig
 
 if sys.version_info >= (3, 11):
@@ -122,11 +121,13 @@ class FlowSettings:
     # the machine is (a TOML file cannot unset a value, so 0 is "off").
     time_budget: float = 0.0
     # A cap under a time budget; None: 10,000 with a budget (the budget decides), else the
-    # flow trainer's own number of epochs.
-    epochs: int | None = None
+    # flow trainer's own number of epochs (22).
+    epochs: int | None = 10
     distill: bool = True  # also distil the flow into a one-step generator
-    distill_pairs: int = DistillConfig.pairs
-    distill_epochs: int = DistillConfig.epochs
+    # Fewer epochs, pairs and distillation passes than `zspace train-flow` / `distill-flow`
+    # by default: they keep the newcomer's first `zspace run` within its 8 minutes.
+    distill_pairs: int = 30_000
+    distill_epochs: int = 8
 
 
 @dataclass
