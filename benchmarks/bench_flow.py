@@ -43,8 +43,8 @@ from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.metrics import evaluate_images, reference_stats
 from zspace.evaluation.sources import draw_samples, reconstruct_training_sample
 from zspace.loading import load_sampler
-from zspace.models.gan import DEFAULT_PRESET as DEFAULT_GAN
 from zspace.models.gan import config_for_preset
+from zspace.models.presets import DEFAULT_GAN_PRESET as DEFAULT_GAN
 from zspace.runs import RunDir
 from zspace.sampling.inversion import invert
 from zspace.sampling.latent import encode_images, load_autoencoder
@@ -64,6 +64,7 @@ TARGETS = {
     },
     "distilled": {"accuracy": 0.99, "fd_ratio": 2.0, "images_per_second": 50_000},
 }
+SMOKE_EPOCHS: dict = {}  # --smoke: one epoch each, to check the script end to end
 KEYS = ("requested_accuracy", "frechet_distance", "fd_train", "precision", "recall")
 
 
@@ -137,13 +138,14 @@ def train_default_flow(
     return round(training_seconds(out), 1)
 
 
-def train_default_gan(out: Path, ae: str, data_dir, seed: int) -> float:
+def train_default_gan(out: Path, ae: str, data_dir, seed: int, epochs: int | None = None) -> float:
     shutil.rmtree(out, ignore_errors=True)
     latent_dim = RunDir(ae).read_config()["model"]["latent_dim"]
     config = config_for_preset(DEFAULT_GAN, latent_dim, conditional=True)
     training = GANTrainingConfig.for_preset(
         DEFAULT_GAN, seed=seed, monitor_samples=0, inverter_steps=500
     )
+    training.epochs = epochs or training.epochs
     train_gan(out, config, training, ae_run=ae, data_dir=data_dir, device="cpu", progress=False)
     return round(training_seconds(out), 1)
 
@@ -153,7 +155,7 @@ def part_seeds(args, judge, work: Path, result: dict) -> None:
     for seed in args.seeds:
         for family, train in (("flow", train_default_flow), ("gan", train_default_gan)):
             run = work / f"{family}-s{seed}"
-            seconds = train(run, args.ae, args.data_dir, seed)
+            seconds = train(run, args.ae, args.data_dir, seed, SMOKE_EPOCHS.get(family))
             sampler = load_sampler(run)
             row = {
                 "seed": seed,
@@ -206,7 +208,7 @@ def part_sweep(args, judge, work: Path, result: dict) -> None:
 
 def part_curve(args, judge, work: Path, result: dict) -> None:
     rows = []
-    base = FlowTrainingConfig.epochs
+    base = 4 if SMOKE_EPOCHS else FlowTrainingConfig.epochs
     for factor in (0.25, 0.5, 1.0, 2.0):
         epochs = max(1, round(base * factor))
         run = work / f"flow-e{epochs}"
@@ -226,7 +228,8 @@ def part_distill(args, judge, work: Path, result: dict) -> None:
     out = work / "flow-distilled"
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    distill_flow(teacher, out, DistillConfig(), device="cpu", progress=False)
+    settings = DistillConfig(pairs=2000, epochs=1) if SMOKE_EPOCHS else DistillConfig()
+    distill_flow(teacher, out, settings, device="cpu", progress=False)
     wall = time.perf_counter() - started
     sampler = load_sampler(out)
     row = {
@@ -279,7 +282,8 @@ def part_solvers(args, judge, work: Path, result: dict) -> None:
         outputs, timing = {}, {}
         for backend in ("zspace", "flow_matching"):
             with torch.inference_mode():
-                integrate(velocity, noise[:100], steps, solver, backend=backend)
+                warm = guided(flow.field, labels[:100], flow.sampling.guidance, 10)
+                integrate(warm, noise[:100], steps, solver, backend=backend)
                 started = time.perf_counter()
                 outputs[backend] = integrate(velocity, noise, steps, solver, backend=backend)
                 timing[backend] = round(time.perf_counter() - started, 3)
@@ -323,7 +327,8 @@ def part_threads(args, judge, work: Path, result: dict) -> None:
             queue = context.Queue()
             workers = [
                 context.Process(
-                    target=_steps_per_second, args=(args.ae, args.data_dir, threads, 15.0, queue)
+                    target=_steps_per_second,
+                    args=(args.ae, args.data_dir, threads, 2.0 if SMOKE_EPOCHS else 15.0, queue),
                 )
                 for _ in range(processes)
             ]
@@ -365,7 +370,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--per-digit", type=int, default=1000)
     parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--smoke", action="store_true", help="1 epoch per run: checks the script")
     args = parser.parse_args()
+    if args.smoke:
+        SMOKE_EPOCHS.update(flow=1, gan=1)
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

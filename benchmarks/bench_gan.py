@@ -42,7 +42,8 @@ import torch
 
 from zspace.evaluation.classifier import load_eval_classifier
 from zspace.evaluation.sources import evaluate_source
-from zspace.models.gan import DEFAULT_PRESET, config_for_preset
+from zspace.models.gan import config_for_preset
+from zspace.models.presets import DEFAULT_GAN_PRESET as DEFAULT_PRESET
 from zspace.runs import RunDir
 from zspace.sampling.gan import load_gan
 from zspace.training.gan import GANTrainingConfig, train_gan, training_seconds
