@@ -15,6 +15,7 @@ import zspace
 from zspace.cli.main import main
 from zspace.errors import ZspaceError
 from zspace.models.flow import FlowConfig
+from zspace.sampling.flow import FlowSampling
 from zspace.training.flow import FlowTrainingConfig, train_flow
 
 # A field far smaller than the presets: resume and determinism do not depend on its size.
@@ -141,7 +142,7 @@ def test_train_flow_cli_writes_a_complete_run(flow_run):
     config = json.loads((flow_run / "config.json").read_text())
     assert config["kind"] == "latent-flow" and config["conditional"] is True
     assert config["model"]["preset"] == "small" and config["training"]["limit"] == 1000
-    assert config["sampling"] == {"solver": "midpoint", "steps": 4, "guidance": 1.5}
+    assert config["sampling"] == FlowSampling().to_dict()  # the defaults it was trained with
     assert "distilled" not in config
     [record] = _metrics(flow_run)
     assert record["epoch"] == 1 and np.isfinite(record["loss"])
@@ -188,11 +189,7 @@ def test_distilled_run_samples_in_one_step(distilled_run, flow_run, tmp_path):
     assert config["sampling"] == {"solver": "euler", "steps": 1, "guidance": 1.0}
     assert config["distilled"]["teacher"] == str(flow_run.resolve())
     assert config["distilled"]["settings"]["pairs"] == 1000
-    assert config["distilled"]["teacher_sampling"] == {
-        "solver": "midpoint",
-        "steps": 4,
-        "guidance": 1.5,
-    }
+    assert config["distilled"]["teacher_sampling"] == FlowSampling().to_dict()
     student = zspace.load(distilled_run)
     assert student.one_step and "distilled" in repr(student)
     assert (
