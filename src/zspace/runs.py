@@ -22,6 +22,7 @@ from zspace.checkpoint import (
     load_tensors,
     remove_stale_temporaries,
 )
+from zspace.config_checks import shown
 from zspace.errors import RunError, ZspaceError
 from zspace.version import __version__
 
@@ -138,6 +139,12 @@ LIMIT_PATHS = (("training", "limit"), ("limit",), ("study", "data", "limit"))
 def run_dataset_name(config: dict) -> str:
     """The dataset a run learned from, wherever its config keeps it (default mnist)."""
     return saved_setting(config, DATASET_PATHS, str, "mnist")
+
+
+def kind_text(value: object) -> str:
+    """A run kind as a message shows it: a known kind as is, anything else (a damaged or
+    hostile config's value) quoted and cut, so that the message stays one line."""
+    return value if isinstance(value, str) and value in RUN_KINDS else shown(value)
 
 
 def run_kind(name: object) -> RunKind:
@@ -258,7 +265,8 @@ class RunDir:
             kinds = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
             if config["kind"] not in kinds:
                 raise RunError(
-                    f"{self.path} is a {config['kind']} run, expected {' or '.join(kinds)}"
+                    f"{self.path} is a {kind_text(config['kind'])} run, expected "
+                    f"{' or '.join(kinds)}"
                 )
         return config
 

@@ -55,10 +55,13 @@ def _snapshot(folder) -> dict:
 @pytest.fixture(scope="module")
 def flow_run(small_ae_run, mnist_dir, tmp_path_factory):
     """A conditional latent flow (the default preset) trained by the CLI for one epoch on
-    1,000 codes; read-only."""
+    1,000 codes, in batches of 32 (32 steps: at the default 512 its zero-initialised output
+    layer barely moves in two steps, and every sampler setting would draw the same pixels);
+    read-only."""
     out = tmp_path_factory.mktemp("flow") / "run"
     argv = ["train-flow", "--ae", str(small_ae_run), "--conditional", "--limit", "1000"]
-    argv += ["--epochs", "1", "--data-dir", str(mnist_dir), "--device", "cpu"]
+    argv += ["--epochs", "1", "--batch-size", "32", "--data-dir", str(mnist_dir)]
+    argv += ["--device", "cpu"]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     return out
 

@@ -16,7 +16,7 @@ from zspace.loading import load_sampler
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.gan import CodeScaler, Generator, config_for_preset
 from zspace.models.presets import ae_config_for_preset
-from zspace.runs import RUN_KINDS, SAMPLER_KINDS, RunDir, run_kind
+from zspace.runs import AUTOENCODER, RUN_KINDS, SAMPLER_KINDS, RunDir, run_kind
 from zspace.sampling.gan import GANSampler
 from zspace.sampling.sampler import Sampler, check_sample_request, refuse_without_noise
 from zspace.training.loop import check_resume_settings
@@ -116,3 +116,13 @@ def test_run_dir_reads_its_kind(tmp_path):
     assert run.read_config("autoencoder")["zspace_version"] == zspace.__version__
     with pytest.raises(RunError, match="expected latent-gan"):
         run.read_config("latent-gan")
+
+
+def test_a_hostile_kind_stays_one_line(tmp_path):
+    # Found by tests/unit/test_fuzz_parsers.py: a config whose kind holds a line break.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"kind": "\\n"}')
+    with pytest.raises(RunError) as raised:
+        RunDir(run).read_config(AUTOENCODER)
+    assert "\n" not in str(raised.value) and "'\\n'" in str(raised.value)

@@ -24,7 +24,7 @@ from zspace.checkpoint import save_tensors
 from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.loading import load_sampler
-from zspace.runs import LATENT_FLOW, RunDir, check_claimable
+from zspace.runs import LATENT_FLOW, RunDir, check_claimable, kind_text
 from zspace.sampling.flow import FlowSampler, FlowSampling, read_flow_config
 from zspace.sampling.ode import integrate
 from zspace.training.cards import Command, run_environment, write_card
@@ -108,8 +108,8 @@ def distill_flow(
     teacher_config = RunDir(teacher_run).read_config()
     if teacher_config.get("kind") != LATENT_FLOW:
         raise ZspaceError(
-            f"{teacher_run} holds a run of kind {teacher_config.get('kind')}; distill-flow needs a "
-            f"latent-flow run (zspace train-flow)"
+            f"{teacher_run} holds a run of kind {kind_text(teacher_config.get('kind'))}; "
+            "distill-flow needs a latent-flow run (zspace train-flow)"
         )
     if teacher_config.get("distilled") is not None:
         raise ZspaceError(f"{teacher_run} is already a one-step (distilled) flow")
