@@ -28,11 +28,10 @@ from zspace import config_checks as check
 from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.models.autoencoder import Autoencoder
-from zspace.models.encoders import AutoencoderConfig
 from zspace.models.flow import FlowConfig, VelocityField
 from zspace.models.gan import CodeScaler
 from zspace.runs import LATENT_FLOW, RunDir, load_weights_into
-from zspace.sampling.latent import LatentDecoder
+from zspace.sampling.latent import LatentDecoder, load_carried_autoencoder
 from zspace.sampling.ode import SOLVERS, guided, integrate, log_likelihood
 from zspace.sampling.sampler import (
     check_sample_request,
@@ -263,9 +262,12 @@ def _invert_one_step(velocity, target: torch.Tensor) -> torch.Tensor:
     return noise
 
 
-def read_flow_config(run: RunDir) -> tuple[FlowConfig, FlowSampling, bool]:
-    """(architecture, default sampling, distilled) of a latent flow run's config."""
-    saved = run.read_config(LATENT_FLOW)
+def read_flow_config(
+    run: RunDir, saved: dict | None = None
+) -> tuple[FlowConfig, FlowSampling, bool]:
+    """(architecture, default sampling, distilled) of a latent flow run's config (`saved`:
+    the config already read)."""
+    saved = saved if saved is not None else run.read_config(LATENT_FLOW)
     with check.reading(run.config_path):
         model = FlowConfig.from_dict(check.section(saved, "model"))
         sampling = FlowSampling.from_dict(check.section(saved, "sampling"))
@@ -276,18 +278,14 @@ def read_flow_config(run: RunDir) -> tuple[FlowConfig, FlowSampling, bool]:
 def load_flow(run_dir: str | Path, device: str | torch.device = "cpu") -> FlowSampler:
     """Rebuild a latent-flow run (its autoencoder travels inside the run folder)."""
     run = RunDir(run_dir)
-    config, sampling, distilled = read_flow_config(run)
     saved = run.read_config(LATENT_FLOW)
+    config, sampling, distilled = read_flow_config(run, saved)
     torch_device = resolve_device(device) if isinstance(device, str) else device
     field = VelocityField(config).to(torch_device)
     load_weights_into(field, run, WEIGHTS_FILE, torch_device)
     scaler = CodeScaler(config.data_dim).to(torch_device)
     load_weights_into(scaler, run, "scaler.safetensors", torch_device)
-    with check.reading(run.config_path):
-        ae_model = check.section(check.section(saved, "autoencoder"), "model")
-        autoencoder = Autoencoder(AutoencoderConfig.from_dict(ae_model)).to(torch_device)
-    load_weights_into(autoencoder, run, "autoencoder.safetensors", torch_device)
-    autoencoder.eval()
+    autoencoder = load_carried_autoencoder(run, saved, torch_device)
     field.eval()
     return FlowSampler(config, field, scaler, autoencoder, sampling, one_step=distilled)
 

@@ -20,12 +20,11 @@ from zspace import config_checks as check
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.models.autoencoder import Autoencoder
-from zspace.models.encoders import AutoencoderConfig
 from zspace.models.fast_decode import FastGenerator
 from zspace.models.gan import CodeScaler, GANConfig, Generator, split_legacy_gan_config
 from zspace.runs import LATENT_GAN, PIXEL_GAN, RunDir, load_weights_into
 from zspace.sampling.inversion import load_inverter
-from zspace.sampling.latent import LatentDecoder
+from zspace.sampling.latent import LatentDecoder, load_carried_autoencoder
 from zspace.sampling.sampler import (
     check_sample_request,
     labels_for,
@@ -201,14 +200,7 @@ def load_gan(run_dir: str | Path, device: str | torch.device = "cpu") -> GANSamp
     load_weights_into(scaler, run, "scaler.safetensors", torch_device)
     autoencoder = None
     if saved["kind"] == LATENT_GAN:
-        if "autoencoder" not in saved:
-            raise RunError(f"{run.config_path} does not describe its autoencoder")
-        with check.reading(run.config_path):
-            ae_model = check.section(check.section(saved, "autoencoder"), "model")
-            autoencoder = Autoencoder(AutoencoderConfig.from_dict(ae_model))
-        autoencoder = autoencoder.to(torch_device)
-        load_weights_into(autoencoder, run, "autoencoder.safetensors", torch_device)
-        autoencoder.eval()
+        autoencoder = load_carried_autoencoder(run, saved, torch_device)
     generator.eval()
     sampler = GANSampler(config, generator, scaler, autoencoder, kind=saved["kind"])
     sampler.inverter = load_inverter(run_dir, config, torch_device)

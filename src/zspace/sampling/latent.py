@@ -9,6 +9,7 @@ import torch
 
 from zspace import config_checks as check
 from zspace.device import resolve_device
+from zspace.errors import RunError
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
 from zspace.models.fast_decode import inference_decoder
@@ -63,6 +64,18 @@ def decode_codes(model: Autoencoder, codes: torch.Tensor, batch_size: int = 1000
     ]
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, 1, 28, 28)
+
+
+def load_carried_autoencoder(run: RunDir, saved: dict, device: torch.device) -> Autoencoder:
+    """The autoencoder a generator run carries (config "autoencoder.model" and
+    autoencoder.safetensors), so the run keeps working if the AE folder moves."""
+    if "autoencoder" not in saved:
+        raise RunError(f"{run.config_path} does not describe its autoencoder")
+    with check.reading(run.config_path):
+        ae_model = check.section(check.section(saved, "autoencoder"), "model")
+        autoencoder = Autoencoder(AutoencoderConfig.from_dict(ae_model)).to(device)
+    load_weights_into(autoencoder, run, "autoencoder.safetensors", device)
+    return autoencoder.eval()
 
 
 class LatentDecoder:

@@ -18,6 +18,7 @@ its share of every global batch, as the GAN trainer does.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,11 +163,17 @@ def drop_labels(labels: torch.Tensor, rate: float, null_label: int) -> torch.Ten
     return torch.where(dropped, torch.full_like(labels, null_label), labels)
 
 
-def flow_matching_loss(field, codes, labels, times, noise) -> torch.Tensor:
-    """Mean squared error between v(x_t, t, label) and the straight path's velocity x1 - x0."""
+@functools.cache
+def straight_path():
+    """flow_matching's CondOTProbPath, built once (imported on first use: an optional extra)."""
     from flow_matching.path import CondOTProbPath
 
-    point = CondOTProbPath().sample(x_0=noise, x_1=codes, t=times)
+    return CondOTProbPath()
+
+
+def flow_matching_loss(field, codes, labels, times, noise) -> torch.Tensor:
+    """Mean squared error between v(x_t, t, label) and the straight path's velocity x1 - x0."""
+    point = straight_path().sample(x_0=noise, x_1=codes, t=times)
     return ((field(point.x_t, point.t, labels) - point.dx_t) ** 2).mean()
 
 
