@@ -32,6 +32,7 @@ PIXEL_GAN = "pixel-gan"
 LATENT_FLOW = "latent-flow"
 GMM_BASELINE = "gmm-baseline"
 CLASSIFIER = "classifier"
+TRANSLATOR = "translator"
 STUDY = "study"
 
 
@@ -105,6 +106,14 @@ RUN_KINDS: dict[str, RunKind] = {
             "digit classifier",
             "zspace.fewshot.selftrain:command_for_run",
             "model.safetensors",
+        ),
+        RunKind(
+            TRANSLATOR,
+            "zspace.sampling.translator:load_translator",
+            False,
+            "class-to-class translator of AE codes",
+            "zspace.training.translator:command_for_run",
+            "translator_ema.safetensors",
         ),
         RunKind(STUDY, None, False, "a whole study (zspace run)"),
     )

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "zspace.cli.evaluate_cmds",
     "zspace.cli.gan_cmds",
     "zspace.cli.flow_cmds",
+    "zspace.cli.translate_cmds",
     "zspace.cli.serve_cmd",
     "zspace.cli.export_cmd",
     "zspace.cli.run_cmds",

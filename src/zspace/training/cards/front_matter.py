@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from zspace.data.registry import DATASETS
-from zspace.runs import AUTOENCODER, CLASSIFIER, GMM_BASELINE, LATENT_FLOW, LATENT_GAN
+from zspace.runs import (
+    AUTOENCODER,
+    CLASSIFIER,
+    GMM_BASELINE,
+    LATENT_FLOW,
+    LATENT_GAN,
+    TRANSLATOR,
+)
 from zspace.training.cards.command import Command
 from zspace.training.cards.facts import (
     EVALUATION_METRICS,
@@ -58,6 +65,8 @@ def _task(info: RunFacts) -> dict:
         return {"type": "image-to-image", "name": "image reconstruction"}
     if info.kind == CLASSIFIER:
         return {"type": "image-classification", "name": "digit classification"}
+    if info.kind == TRANSLATOR:
+        return {"type": "image-to-image", "name": "class-to-class translation"}
     if info.conditional:
         return {"type": "image-generation", "name": "class-conditional image generation"}
     return {"type": "unconditional-image-generation", "name": "unconditional image generation"}
@@ -66,7 +75,7 @@ def _task(info: RunFacts) -> dict:
 def card_metadata(info: RunFacts, command: Command | None) -> dict:
     datasets = [_dataset_id(info.dataset)]
     tags = ["zspace", info.kind, "mnist-style"]
-    if info.kind in (LATENT_GAN, LATENT_FLOW, GMM_BASELINE):
+    if info.kind in (LATENT_GAN, LATENT_FLOW, GMM_BASELINE, TRANSLATOR):
         tags.append("latent-space")
     if info.conditional:
         tags.append("class-conditional")

@@ -17,6 +17,7 @@ from zspace.runs import (
     LATENT_GAN,
     PIXEL_GAN,
     RUN_KINDS,
+    TRANSLATOR,
 )
 from zspace.training.cards.command import Command
 from zspace.training.cards.facts import (
@@ -58,6 +59,10 @@ def _title(info: RunFacts) -> str:
         )
     if kind == CLASSIFIER:
         return f"digit classifier ({(info.config.get('training') or {}).get('method', 'CNN')})"
+    if kind == TRANSLATOR:
+        source, target = model.get("source"), model.get("target")
+        scope = "every ordered pair of digits" if target is None else f"{source} -> {target}"
+        return f"`{model.get('method')}` translator of AE codes, {scope}"
     return RUN_KINDS[kind].description if kind in RUN_KINDS else kind
 
 
@@ -318,6 +323,20 @@ def usage_section(info: RunFacts) -> list[str]:
             "```bash",
             f"zspace encode {run} --out codes.npz",
             f"zspace reconstruct {run} --out grid.png",
+            "```",
+        ]
+    elif kind == TRANSLATOR:
+        model = info.config.get("model") or {}
+        target = 9 if model.get("target") is None else model["target"]
+        source = "" if model.get("source") is None else f" --from {model['source']}"
+        lines += [
+            f"translator = zspace.load({path})",
+            f"images = translator.translate_images(digits, {target})",
+            "# digits: uint8 (N, 28, 28); images: float (N, 1, 28, 28) in [0, 1]",
+            "```",
+            "",
+            "```bash",
+            f"zspace translate {run} my_digit.png --to {target}{source} --out translated.png",
             "```",
         ]
     elif kind == CLASSIFIER:
