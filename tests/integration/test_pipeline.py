@@ -36,6 +36,14 @@ distill_epochs = 1
 [interpolation]
 pairs = 2
 steps = 4
+[translation]
+enabled = true  # a stage of --full
+pairs_per_end = 1
+all_pairs_methods = ["cycle"]
+epochs = 1
+all_pairs_epochs = 1
+steps_per_epoch = 10
+test_per_class = 40
 [evaluation]
 samples_per_digit = 20
 classifier_epochs = 1
@@ -99,6 +107,8 @@ def test_tiny_study_writes_every_section(tiny_run):
         "## Autoencoder presets, with and without position encodings",
         "## Latent GAN samples",
         "## Interpolation",
+        "## Class-to-class translation",
+        "### The study's hypotheses",
         "## Digit on demand",
         "## Evaluation",
         "## Which model to serve",
@@ -150,6 +160,13 @@ def test_tiny_study_writes_every_section(tiny_run):
         "transformer-nopos",
     ]
     assert "training reconstructions (perfect code sampler)" in summaries["evaluation"]["rows"]
+    translation = summaries["translation"]
+    assert len(translation["pairs"]) == 2 and len(translation["similarity"]) == 45
+    assert {(r["method"], r["scope"]) for r in translation["rows"]} == {
+        *((method, "pair") for method in ("regular", "cycle", "paired", "restyle", "shift")),
+        ("cycle", "all"),
+    }
+    assert {h["hypothesis"] for h in translation["hypotheses"]} == {"regular", "cycle", "paired"}
     html = (tiny_run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figures)
     assert "http://" not in html and "https://" not in html  # opens offline

@@ -37,7 +37,9 @@ FULL_STAGES = [
     "cgan-reference",
     *DEFAULT_STAGES[5:10],
     "pixel-cgan",
-    *DEFAULT_STAGES[10:],
+    "interpolation",
+    "translation",
+    "evaluation",
 ]
 
 

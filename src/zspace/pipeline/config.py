@@ -25,9 +25,11 @@ from zspace.fewshot.study import StudyConfig as FewshotConfig
 from zspace.models.encoders import AutoencoderConfig
 from zspace.models.flow import FLOW_PRESETS
 from zspace.models.presets import DEFAULT_AE_PRESET, preset_names
+from zspace.models.translator import LEARNED_METHODS, METHODS
 from zspace.pipeline.presets_comparison import DEFAULT_PRESETS, REFERENCE_HEAD, ComparisonSettings
 from zspace.training.autoencoder import AETrainingConfig
 from zspace.training.gan import GANTrainingConfig
+from zspace.training.translator import TranslatorTrainingConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -131,6 +133,25 @@ class FlowSettings:
 
 
 @dataclass
+class TranslationSettings:
+    """The reference study's class-to-class translators (zspace train-translator), trained on
+    the study's autoencoder (paired and restyle use the default cGAN) and measured on the most
+    and least similar class pairs."""
+
+    # The default run has no room for it within its 8 minutes (README, "Translation"):
+    # `--full` turns it on; `--quick --full` covers two pairs.
+    enabled: bool = False
+    pairs_per_end: int = 3  # this many of the most similar and of the least similar pairs
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    # Methods also trained as one model for all 90 ordered pairs (an empty list: none).
+    all_pairs_methods: list[str] = field(default_factory=lambda: ["cycle", "paired"])
+    epochs: int = 8  # of each per-pair translator
+    all_pairs_epochs: int = 24
+    steps_per_epoch: int = TranslatorTrainingConfig.steps_per_epoch
+    test_per_class: int | None = 500  # test digits translated per pair (None: all)
+
+
+@dataclass
 class EvaluationSettings:
     samples_per_digit: int = 1000
     classifier_epochs: int | None = None  # None: the evaluation classifier's own schedule
@@ -150,6 +171,7 @@ class StudyConfig:
     gan: GANSettings = field(default_factory=GANSettings)
     flow: FlowSettings = field(default_factory=FlowSettings)
     interpolation: InterpolationSettings = field(default_factory=InterpolationSettings)
+    translation: TranslationSettings = field(default_factory=TranslationSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
     def to_dict(self) -> dict:
@@ -177,6 +199,7 @@ STAGE_SWITCHES = {
     "gan": ("presets",),
     "evaluation": ("pixel_gan",),
     "flow": ("enabled", "distill"),
+    "translation": ("enabled",),
 }
 
 
@@ -199,17 +222,24 @@ def quick_overrides() -> dict:
         "gan": {"epochs": 6, "reference_epochs": 3, "inverter_steps": 100},
         "flow": {"epochs": 5, "distill_pairs": 4000, "distill_epochs": 2},
         "interpolation": {"pairs": 2, "steps": 6},
+        "translation": {
+            "pairs_per_end": 1,
+            "epochs": 2,
+            "all_pairs_epochs": 4,
+            "test_per_class": 200,
+        },
         "evaluation": {"samples_per_digit": 100, "classifier_epochs": 1},
     }
 
 
 def full_overrides() -> dict:
     """Settings of `--full`: the stages the default run leaves out to stay within its time
-    budget, the collapsing reference GAN presets and the pixel-space cGAN. With `--quick` they
-    run on its subsets."""
+    budget, the collapsing reference GAN presets, the pixel-space cGAN and the translators.
+    With `--quick` they run on its subsets."""
     return {
         "gan": {"presets": ["reference", DEFAULT_GAN]},
         "evaluation": {"pixel_gan": True},
+        "translation": {"enabled": True},
     }
 
 
@@ -287,6 +317,10 @@ def _check_counts(config: StudyConfig) -> None:
         "presets.epochs": config.presets.epochs,
         "flow.distill_pairs": config.flow.distill_pairs,
         "flow.distill_epochs": config.flow.distill_epochs,
+        "translation.pairs_per_end": config.translation.pairs_per_end,
+        "translation.epochs": config.translation.epochs,
+        "translation.all_pairs_epochs": config.translation.all_pairs_epochs,
+        "translation.steps_per_epoch": config.translation.steps_per_epoch,
     }
     for path, value in positive.items():
         if value < 1:
@@ -313,6 +347,9 @@ def _check_optional_counts(config: StudyConfig) -> None:
         raise ZspaceError(f"data.limit must be at least 1, got {config.data.limit}")
     if config.flow.epochs is not None and config.flow.epochs < 1:
         raise ZspaceError(f"flow.epochs must be at least 1, got {config.flow.epochs}")
+    limit = config.translation.test_per_class
+    if limit is not None and limit < 4:
+        raise ZspaceError(f"translation.test_per_class must be at least 4, got {limit}")
 
 
 def _check_names(config: StudyConfig) -> None:
@@ -329,6 +366,17 @@ def _check_names(config: StudyConfig) -> None:
             )
     if DEFAULT_GAN not in config.gan.presets:
         raise ZspaceError(f'gan.presets must include "{DEFAULT_GAN}" (the interpolations use it)')
+    for name in config.translation.methods:
+        if name not in METHODS:
+            raise ZspaceError(f"translation: unknown method {name!r}; choose from {list(METHODS)}")
+    for name in config.translation.all_pairs_methods:
+        if name not in LEARNED_METHODS:
+            raise ZspaceError(
+                f"translation.all_pairs_methods: {name!r} is not a learned method; "
+                f"choose from {list(LEARNED_METHODS)}"
+            )
+    if config.translation.pairs_per_end > 22:
+        raise ZspaceError("translation.pairs_per_end must be at most 22 (45 pairs in all)")
     if config.flow.preset is not None and config.flow.preset not in FLOW_PRESETS:
         raise ZspaceError(
             f"unknown flow preset {config.flow.preset!r}; choose from {sorted(FLOW_PRESETS)}"

@@ -25,9 +25,11 @@ from zspace.pipeline.stages.common import (
     INTERPOLATION_STAGE,
     LATENT_MAP_STAGE,
     PRESETS_STAGE,
+    TRANSLATION_STAGE,
     gan_stage_name,
 )
 from zspace.pipeline.stages.evaluation import TEST_RECONSTRUCTIONS, TRAIN_RECONSTRUCTIONS
+from zspace.pipeline.translation_report import translation_section
 from zspace.runs import AUTOENCODER, CONFIG_FILE, PIXEL_GAN, RunDir
 from zspace.training.cards import CARD_FILE, EVALUATION_FILE, write_card
 from zspace.version import __version__
@@ -480,6 +482,8 @@ def write_report(run_dir: Path, records: dict, config: StudyConfig, config_text:
     _gan_samples_section(doc, results, config.gan.presets)
     if results.get(INTERPOLATION_STAGE):
         _interpolation_section(doc, results[INTERPOLATION_STAGE])
+    if results.get(TRANSLATION_STAGE):
+        translation_section(doc, results[TRANSLATION_STAGE])
     _digit_on_demand_section(doc, results, config.gan.presets)
     if EVALUATION_STAGE in results:
         _evaluation_section(doc, results[EVALUATION_STAGE])

@@ -23,6 +23,7 @@ from zspace.pipeline.stages.common import (
     LATENT_MAP_STAGE,
     PIXEL_GAN_STAGE,
     PRESETS_STAGE,
+    TRANSLATION_STAGE,
     flow_stage_names,
     gan_stage_name,
     generator_stage_names,
@@ -41,6 +42,7 @@ from zspace.pipeline.stages.representation import (
     presets_stage,
     train_autoencoder_stage,
 )
+from zspace.pipeline.stages.translation import translation_stage
 from zspace.runs import STUDY, RunDir
 
 # Each stage: name, function, config sections it reads, stages it reads, what it does.
@@ -106,6 +108,13 @@ INTERPOLATION = Stage(
     (gan_stage_name(DEFAULT_GAN, False), gan_stage_name(DEFAULT_GAN, True), CLASSIFIER_STAGE),
     "interpolations in the AE and GAN spaces",
 )
+TRANSLATION = Stage(
+    TRANSLATION_STAGE,
+    translation_stage,
+    ("data", "translation"),
+    (AUTOENCODER_STAGE, gan_stage_name(DEFAULT_GAN, True), CLASSIFIER_STAGE),
+    "class-to-class translators (regular, cycle, paired, restyle, shift) and their hypotheses",
+)
 
 
 def study_stages(config: StudyConfig) -> list[Stage]:
@@ -115,6 +124,7 @@ def study_stages(config: StudyConfig) -> list[Stage]:
     gans = [_latent_gan(p, c) for p in config.gan.presets for c in (False, True)]
     flows = {FLOW_STAGE: LATENT_FLOW, DISTILLED_FLOW_STAGE: DISTILLED_FLOW}
     pixels = [PIXEL_GAN] if config.evaluation.pixel_gan else []
+    translation = [TRANSLATION] if config.translation.enabled else []
     evaluation = Stage(
         EVALUATION_STAGE,
         evaluation_stage,
@@ -133,6 +143,7 @@ def study_stages(config: StudyConfig) -> list[Stage]:
         GMM_BASELINE,
         *pixels,
         INTERPOLATION,
+        *translation,
         evaluation,
     ]
 

@@ -19,6 +19,7 @@ PIXEL_GAN_STAGE = "pixel-cgan"
 FLOW_STAGE = "flow"
 DISTILLED_FLOW_STAGE = "flow-distilled"
 INTERPOLATION_STAGE = "interpolation"
+TRANSLATION_STAGE = "translation"
 EVALUATION_STAGE = "evaluation"
 
 

@@ -1,0 +1,151 @@
+"""Class-to-class translation targets (issue 14): quality on six class pairs, training and
+translation time; JSON.
+
+    python benchmarks/bench_translation.py --ae AE --generator CGAN [--work runs/bench_translation]
+        [--pairs-per-end 3] [--epochs 8] [--all-pairs-epochs 24] [--parts study speed]
+        [--json out.json] [--smoke]
+
+Parts:
+  study   the translation study (zspace.pipeline.stages.translation.translation_study): every
+          method on the `--pairs-per-end` most and least similar class pairs, per pair, and
+          cycle and paired as one model for all 90 ordered pairs; every test digit of A
+          translated and judged (accuracy, FD against real test B beside the test
+          reconstructions', style correlations, cycle error); the hypotheses' verdicts.
+  speed   seconds to translate 10,000 codes with each learned method (best of 5), and the
+          training seconds of the per-pair and all-pairs runs (from their metrics).
+`--generator` is a conditional latent GAN (or flow) trained on `--ae`: the paired method's pairs
+and the restyle method's generator. Run it alone on the machine (`--threads`, default 2).
+
+Targets: the best learned translator (regular, cycle or paired) reaches >= 97% accuracy with a
+realism FD <= 2x the test reconstructions' of B and keeps style better than `shift` and
+`regular`; each per-pair translator trains in <= 30 s; the all-pairs cycle model in <= 180 s;
+10,000 codes translate in <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from zspace.data import load_dataset
+from zspace.evaluation.classifier import load_eval_classifier
+from zspace.loading import load
+from zspace.pipeline.stages.translation import TranslationPlan, translation_study
+from zspace.training.translator import TranslatorTrainingConfig
+
+TARGETS = {
+    "accuracy": 0.97,
+    "fd_ratio": 2.0,
+    "pair_train_seconds": 30,
+    "all_pairs_cycle_train_seconds": 180,
+    "translate_10k_seconds": 1.0,
+}
+
+
+def _mean(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(values) / len(values) if values else None
+
+
+def study_part(args, dataset, classifier) -> dict:
+    training = TranslatorTrainingConfig(
+        epochs=1 if args.smoke else args.epochs,
+        steps_per_epoch=20 if args.smoke else TranslatorTrainingConfig.steps_per_epoch,
+        threads=args.threads,
+    )
+    plan = TranslationPlan(
+        pairs_per_end=1 if args.smoke else args.pairs_per_end,
+        training=training,
+        all_pairs_epochs=1 if args.smoke else args.all_pairs_epochs,
+        test_per_class=200 if args.smoke else None,
+    )
+    summary = translation_study(
+        Path(args.work), Path(args.ae), Path(args.generator), dataset, classifier, plan
+    )
+    rows = summary["rows"]
+    by_method = {}
+    for row in rows:
+        key = f"{row['method']} ({row['scope']})"
+        by_method.setdefault(key, []).append(row)
+    table = {
+        key: {
+            measure: _mean(r[measure] for r in chosen)
+            for measure in ("accuracy", "fd_ratio", "style_kept", "cycle_error", "train_seconds")
+        }
+        for key, chosen in by_method.items()
+    }
+    print(f"{'method':18} {'acc':>7} {'FD ratio':>9} {'style':>7} {'cycle':>8} {'train s':>8}")
+    for key, means in table.items():
+        cells = [
+            f"{means['accuracy']:.4f}",
+            f"{means['fd_ratio']:.2f}",
+            f"{means['style_kept']:.3f}",
+            "-" if means["cycle_error"] is None else f"{means['cycle_error']:.4f}",
+            f"{means['train_seconds']:.1f}",
+        ]
+        print(f"{key:18} " + " ".join(f"{c:>8}" for c in cells))
+    for hypothesis in summary["hypotheses"]:
+        print(f"[{hypothesis['verdict']}] {hypothesis['statement']}\n    {hypothesis['evidence']}")
+    summary["means"] = table
+    summary["figures"] = json.loads(json.dumps(summary["figures"], default=str))
+    return summary
+
+
+def speed_part(args) -> dict:
+    """Seconds to translate 10,000 codes, best of five, for every learned run of the study."""
+    work = Path(args.work)
+    codes = torch.randn(10_000, 64)
+    result = {}
+    for folder in sorted(work.glob("*/*/config.json")):
+        run = folder.parent
+        translator = load(run)
+        if translator.method not in ("regular", "cycle", "paired"):
+            continue
+        target = translator.target if translator.target is not None else 9
+        source = translator.default_source(target)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            translator.translate_codes(codes, target, source)
+            times.append(time.perf_counter() - started)
+        result[str(run.relative_to(work))] = min(times)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ae", required=True)
+    parser.add_argument("--generator", required=True, help="conditional GAN or flow on --ae")
+    parser.add_argument("--work", default="runs/bench_translation")
+    parser.add_argument("--pairs-per-end", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=TranslatorTrainingConfig.epochs)
+    parser.add_argument("--all-pairs-epochs", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parts", nargs="+", default=["study", "speed"])
+    parser.add_argument("--fresh", action="store_true", help="delete --work first")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings, end to end")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.fresh:
+        shutil.rmtree(args.work, ignore_errors=True)
+    dataset = load_dataset("mnist")
+    classifier = load_eval_classifier("mnist")
+    results: dict = {"targets": TARGETS}
+    if "study" in args.parts:
+        results["study"] = study_part(args, dataset, classifier)
+    if "speed" in args.parts:
+        results["translate_10k_seconds"] = speed_part(args)
+        print("translate 10,000 codes (s):", json.dumps(results["translate_10k_seconds"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
