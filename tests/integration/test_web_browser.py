@@ -34,9 +34,29 @@ from zspace.web.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def base_url(web_cgan_run):
+def translators_dir(small_ae_run, mnist_dir, tmp_path_factory):
+    """One translator run (shift, all pairs: no training, about a second) for the page's
+    restyle method control."""
+    from zspace.models.translator import TranslatorConfig
+    from zspace.training.translator import TranslatorTrainingConfig, train_translator
+
+    root = tmp_path_factory.mktemp("browser-translators") / "translators"
+    train_translator(
+        root / "all" / "shift",
+        TranslatorConfig(method="shift", source=None, target=None),
+        TranslatorTrainingConfig(limit=2000, epochs=1),
+        ae_run=small_ae_run,
+        data_dir=mnist_dir,
+        device="cpu",
+        progress=False,
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def base_url(web_cgan_run, translators_dir):
     """uvicorn serving the app in a thread on a free port of 127.0.0.1."""
-    app = create_app(web_cgan_run, classifier=StandInClassifier())
+    app = create_app(web_cgan_run, classifier=StandInClassifier(), translators_dir=translators_dir)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -135,6 +155,36 @@ def test_page_generates_morphs_and_reads_a_drawing(page, base_url, tmp_path):
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("ZSPACE_SCREENSHOT"):
         shutil.copyfile(screenshot, os.environ["ZSPACE_SCREENSHOT"])
+    assert page.problems == []
+
+
+def draw_a_stroke(page) -> None:
+    box = page.locator("#canvas").bounding_box()
+    left, top = box["x"], box["y"]
+    page.mouse.move(left + 140, top + 50)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(left + 140 + step, top + 50 + 18 * step)
+    page.mouse.up()
+
+
+def test_the_restyle_method_control_picks_a_translator(page, base_url):
+    page.goto(base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    # the methods the server offers, today's restyle first and chosen
+    options = page.eval_on_selector_all("#restyle-method option", "os => os.map(o => o.value)")
+    assert options == ["restyle", "shift"]
+    assert page.input_value("#restyle-method") == "restyle"
+    draw_a_stroke(page)
+    page.wait_for_function("() => document.querySelectorAll('#restyled img').length === 10")
+    # choosing shift redraws the same drawing with the all-pairs shift run
+    with page.expect_response(lambda r: "/api/restyle" in r.url and "method=shift" in r.url):
+        page.select_option("#restyle-method", "shift")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#restyled img')].filter("
+        "i => i.title === 'translators/all/shift').length === 9"
+    )
+    assert page.locator("#draw-error").is_hidden()
     assert page.problems == []
 
 

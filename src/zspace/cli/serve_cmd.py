@@ -43,6 +43,14 @@ def register(subparsers) -> None:
         metavar="RUN",
         help="classifier run for /api/classify (default: the one RUN names, if any)",
     )
+    serve.add_argument(
+        "--translators",
+        default=None,
+        metavar="DIR",
+        help="a folder of translator runs (zspace train-translator; up to two levels down) "
+        "that /api/restyle offers as method=NAME (default: those in RUN and, for a stage of a "
+        "zspace run study, in the study's translation folder)",
+    )
     serve.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
     serve.add_argument(
         "--engine",
@@ -94,6 +102,7 @@ def run_serve(args) -> int:
     settings = {
         "run_dir": str(args.run_dir),
         "classifier_dir": args.classifier,
+        "translators_dir": args.translators,
         "device": args.device,
         "inference_timeout": args.timeout,
         "inference_threads": args.inference_threads,
@@ -107,6 +116,7 @@ def run_serve(args) -> int:
     options.update(uvicorn_options(limits))
     print(f"zspace serve: {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     _note_slow_restyles(app.state.service, args.run_dir)
+    _note_translators(app.state.service)
     if args.workers == 1:
         uvicorn.run(app, **options)
         return 0
@@ -143,4 +153,14 @@ def _note_slow_restyles(service, run_dir) -> None:
         print(
             "zspace serve: this run has no noise inverter, so restyles search with Adam alone "
             f"(about 10 times slower); zspace fit-inverter {run_dir} fits one"
+        )
+
+
+def _note_translators(service) -> None:
+    """Name the restyle methods the translator runs found add (see zspace.web.translators)."""
+    translators = service.translators
+    if len(translators):
+        print(
+            f"zspace serve: {len(translators)} translator run(s) found; /api/restyle methods: "
+            f"{', '.join(service.restyle_methods)}"
         )

@@ -4,9 +4,11 @@
 each reads its parameters and runs a model call off the event loop, with a time limit, in one
 of two lanes (lanes.py): quick calls (generate, interpolate, classify: a few ms) on a thread
 pool, and restyles (a noise search, 5-50 ms each; restyle.py) in a worker process, so a quick
-request never waits behind a restyle. User mistakes become a 4xx response with a JSON body
-{"error": "...one line naming the problem..."}; every status a route can answer is in the
-OpenAPI schema, which is cut to what the loaded run can do (see run_schema).
+request never waits behind a restyle. A restyle by a translator run (`method=cycle` and the
+like; translators.py) is a few small network passes and runs in the quick lane. User mistakes
+become a 4xx response with a JSON body {"error": "...one line naming the problem..."}; every
+status a route can answer is in the OpenAPI schema, which is cut to what the loaded run can do
+(see run_schema).
 
 Around the routes, two guards run first: a Host check (a server on loopback answers only
 requests addressed to localhost, so a page on another site cannot reach it by DNS rebinding)
@@ -40,7 +42,8 @@ from zspace.web.imaging import UploadTooLarge, grid_png, image_data_urls, prepar
 from zspace.web.lanes import Lanes
 from zspace.web.restyle import read_source, restyle_answer
 from zspace.web.run_info import MAX_REQUEST_SAMPLES, MAX_STEPS, load_models, run_info
-from zspace.web.service import RESTYLE_ACTION, DigitService, ServiceUnavailable
+from zspace.web.service import DigitService, ServiceUnavailable
+from zspace.web.translators import RESTYLE_METHOD, NoTranslator
 from zspace.web.uploads import (
     BODY_TIMEOUT,
     UPLOAD_BODY,
@@ -52,7 +55,12 @@ from zspace.web.uploads import (
 STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_MEDIA = {"content": {"image/png": {}}, "description": "PNG image"}
 # User mistakes other than 400 Bad Request (every other ZspaceError).
-ERROR_STATUS = ((UploadTooLarge, 413), (BodyReadTimeout, 408), (ServiceUnavailable, 503))
+ERROR_STATUS = (
+    (UploadTooLarge, 413),
+    (BodyReadTimeout, 408),
+    (ServiceUnavailable, 503),
+    (NoTranslator, 404),
+)
 # Answers after which the connection closes: the request body was left unread.
 CLOSING_STATUS = (408, 413)
 LOG = logging.getLogger("zspace.web")
@@ -62,6 +70,7 @@ def error_responses(*statuses: int) -> dict:
     """OpenAPI `responses` for error statuses: each a JSON body {"error": "..."}."""
     meaning = {
         400: "A request the run cannot answer, an unusable upload, or a Host not allowed",
+        404: "No translator of this method turns the upload's digit into the one asked for",
         408: "The request body did not arrive in time",
         413: "The upload is larger than 1 MB",
         422: "A parameter out of range or of the wrong type",
@@ -84,6 +93,7 @@ def error_responses(*statuses: int) -> dict:
 PLAIN_ERRORS = error_responses(400, 503)
 QUERY_ERRORS = error_responses(400, 422, 503)
 UPLOAD_ERRORS = error_responses(400, 408, 413, 422, 503)
+RESTYLE_ERRORS = error_responses(400, 404, 408, 413, 422, 503)
 
 # `zspace serve --workers N` starts N server processes that share one listening socket; each
 # builds its own app from the settings the command leaves in this variable.
@@ -104,6 +114,7 @@ def create_app(
     engine: str = "pytorch",
     allowed_hosts: list[str] | None = None,
     body_timeout: float = BODY_TIMEOUT,
+    translators_dir: str | Path | None = None,
 ) -> FastAPI:
     """The zspace web app.
 
@@ -127,10 +138,14 @@ def create_app(
         allowed_hosts: the Host header values (without port) answered; others get a 400.
             None answers any (`zspace serve` on loopback passes LOOPBACK_HOSTS).
         body_timeout: seconds a request body may take to arrive before a 408.
+        translators_dir: a folder whose translator runs (up to two levels down) /api/restyle
+            offers as methods; default: those in `run_dir` and, for a stage of a `zspace run`
+            study, in the study's translation folder (translators.search_roots). A run that
+            does not load is skipped with a line on stderr.
     """
-    models = load_models(run_dir, generator, classifier, classifier_dir, device)
+    models = load_models(run_dir, generator, classifier, classifier_dir, device, translators_dir)
     models.generator = with_engine(models.generator, engine)
-    service = DigitService(models.generator, models.classifier)
+    service = DigitService(models.generator, models.classifier, models.translators)
     in_workers = generator is None and restyle_processes and service.can_restyle
     lanes = Lanes(
         service,
@@ -152,7 +167,8 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.service, app.state.lanes, app.state.info = service, lanes, run_info(models)
+    info = {**run_info(models), "restyle_methods": service.restyle_methods}
+    app.state.service, app.state.lanes, app.state.info = service, lanes, info
     add_error_handlers(app)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -444,29 +460,69 @@ def classify_answer(service: DigitService, data: bytes) -> dict:
 @api.post(
     "/api/restyle",
     summary="Redraw an uploaded digit as another digit in the same style",
-    description="Finds the generator noise whose rendering of the uploaded digit (read by "
-    "the classifier, or given as `source_digit`) matches the upload, then draws that noise "
-    "as `digit` (omit it for all ten digits). Needs a conditional run with noise (a GAN).",
+    description="Redraws the uploaded digit (read by the classifier, or given as "
+    "`source_digit`) as `digit`. `method=restyle` (the default) finds the generator noise "
+    "whose rendering of the upload matches it, then draws that noise as `digit` (omit it "
+    "for all ten digits); it needs a conditional run with noise (a GAN). Any other method "
+    "is a translator run served beside the run (listed in /api/info): the pair's own run "
+    "of that method, else its all-pairs run, moves the upload's autoencoder code to "
+    "`digit`; without `digit`, to every digit the method reaches (JSON lists the others "
+    "as `unreachable`); the upload's own digit is its autoencoder reconstruction. `seed` "
+    "applies to `method=restyle` only.",
     openapi_extra=UPLOAD_BODY,
-    responses={200: IMAGE_MEDIA, **UPLOAD_ERRORS},
+    responses={200: IMAGE_MEDIA, **RESTYLE_ERRORS},
 )
 async def restyle(
     request: Request,
     digit: int | None = digit_query(),
     source_digit: int | None = digit_query("the uploaded digit (default: classified)"),
+    method: str | None = Query(
+        None,
+        max_length=40,
+        description="restyle (default): the generator's noise; or a translator method "
+        "served here (regular, cycle, paired, shift; see /api/info)",
+    ),
     seed: int = seed_query(),
     scale: int = scale_query(),
     format: Literal["png", "json"] = format_query(),
 ):
-    request.app.state.service.require_noise(RESTYLE_ACTION)  # before reading the upload
+    method = request.app.state.service.check_restyle_method(method)  # before the upload
     data = await read_upload(request)
-    digits = list(range(10)) if digit is None else [digit]
     lanes = request.app.state.lanes
+    if method != RESTYLE_METHOD:
+        arguments = (data, method, digit, source_digit, format, scale)
+        answer = await lanes.quick(translate_answer, *arguments)
+        return png_response(answer) if format == "png" else answer
+    digits = list(range(10)) if digit is None else [digit]
     deadline = lanes.deadline()  # one time limit for both steps
     source = await lanes.quick(read_source, data, source_digit, deadline=deadline)
     arguments = (source, digits, seed, format, scale)
     answer = await lanes.restyle(restyle_answer, *arguments, deadline=deadline)
     return png_response(answer) if format == "png" else answer
+
+
+def translate_answer(
+    service: DigitService, data: bytes, method, digit, source_digit, format, scale
+):
+    """A restyle by a translator `method`: PNG bytes (one row) or a JSON-ready dict."""
+    image, inverted = prepare_upload(data)
+    digits = None if digit is None else [digit]
+    result = service.translate(image, method, digits, source_digit)
+    if format == "png":
+        return grid_png(result["images"], ncols=len(result["digits"]), scale=scale)
+    classification = result["classification"]
+    return {
+        "method": method,
+        "digits": result["digits"],
+        "images": image_data_urls(result["images"], scale),
+        "translators": result["translators"],
+        "unreachable": result["unreachable"],
+        "source_digit": result["source_digit"],
+        "source": result["source"],
+        "probabilities": None if classification is None else classification.probabilities,
+        "reconstruction": image_data_urls(result["reconstruction"], scale)[0],
+        "inverted": inverted,
+    }
 
 
 # --- the schema ------------------------------------------------------------------------------
@@ -477,8 +533,9 @@ DIGIT_PARAMETERS = ("digit", "from_digit", "to_digit", "source_digit")
 def run_schema(app: FastAPI) -> dict:
     """The OpenAPI schema, cut to what the loaded run answers, so that every request the
     schema allows is one this server serves: no digits for an unconditional run, `from_digit`
-    required for a conditional one, only the run's morph spaces, restyles only for a
-    conditional run with noise, and classification only with a classifier."""
+    required for a conditional one, only the run's morph spaces, restyles only with a method
+    (a conditional run with noise, or translator runs) and only the methods served, and
+    classification only with a classifier."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -489,16 +546,19 @@ def run_schema(app: FastAPI) -> dict:
 
 
 def cut_to_run(paths: dict, service: DigitService) -> None:
-    if not service.can_restyle:
+    if not service.restyle_methods:
         paths.pop("/api/restyle", None)
     if service.classifier is None:
         paths.pop("/api/classify", None)
     for path, operations in paths.items():
+        in_restyle = path == "/api/restyle"
+        # Translators turn digits into digits whatever the run: a restyle keeps its digits.
+        with_digits = service.conditional or in_restyle
         for operation in operations.values():
             operation["parameters"] = [
-                _parameter_for_run(parameter, service, path == "/api/restyle")
+                _parameter_for_run(parameter, service, in_restyle)
                 for parameter in operation.get("parameters", [])
-                if service.conditional or parameter["name"] not in DIGIT_PARAMETERS
+                if with_digits or parameter["name"] not in DIGIT_PARAMETERS
             ]
 
 
@@ -512,6 +572,11 @@ def _parameter_for_run(parameter: dict, service: DigitService, in_restyle: bool)
     if name == "space":
         spaces = service.interpolation_spaces
         parameter = {**parameter, "schema": {"enum": spaces, "type": "string"}}
+    if name == "method" and in_restyle:
+        methods = service.restyle_methods
+        parameter = {**parameter, "schema": {"enum": methods, "type": "string"}}
+        if RESTYLE_METHOD not in methods:  # the default needs a generator that can restyle
+            parameter["required"] = True
     return parameter
 
 

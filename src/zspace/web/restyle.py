@@ -21,6 +21,7 @@ import torch
 from zspace.loading import load_sampler
 from zspace.web.imaging import grid_png, image_data_urls, prepare_upload
 from zspace.web.service import Classification, DigitService, one_torch_thread
+from zspace.web.translators import RESTYLE_METHOD
 
 # The restyle workers' nice value (0 normal .. 19 lowest). A restyle costs 5 (with an inverter)
 # to 50 grids' worth of CPU; at the lowest priority it takes mostly what the quick requests
@@ -69,6 +70,7 @@ def restyle_answer(
         return grid_png(result["images"], ncols=len(digits), scale=scale)
     classification = source.classification
     return {
+        "method": RESTYLE_METHOD,
         "digits": digits,
         "images": image_data_urls(result["images"], scale),
         "source_digit": source.digit,

@@ -1,4 +1,5 @@
-"""The run a server answers from: loading its sampler and classifier, and what /api/info shows.
+"""The run a server answers from: loading its sampler, classifier and translators, and what
+/api/info shows.
 
 /api/info names folders, never where they are: a path on the server's disk tells a client
 about the machine (user names, layout) and nothing it can use, so absolute paths in configs
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import ntpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from zspace import __version__
@@ -19,6 +20,7 @@ from zspace.loading import load_sampler
 from zspace.runs import RunDir
 from zspace.sampling.sampler import MAX_SEED
 from zspace.web.imaging import MAX_UPLOAD_BYTES
+from zspace.web.translators import TranslatorSet, find_translators
 
 # One request's limits. A sampler draws up to zspace.sampling.sampler.MAX_SAMPLES per digit in
 # a call; the server answers fewer, which keeps one request's PNG and time small.
@@ -28,12 +30,14 @@ MAX_STEPS = 64
 
 @dataclass
 class Models:
-    """What a server answers with: a sampler, a classifier (or None) and where they came from."""
+    """What a server answers with: a sampler, a classifier (or None), the translator runs
+    served beside them, and where the first two came from."""
 
     generator: object
     classifier: object | None = None
     run_dir: Path | None = None
     classifier_dir: Path | None = None
+    translators: TranslatorSet = field(default_factory=TranslatorSet)
 
 
 def find_classifier_run(run_dir: str | Path) -> Path | None:
@@ -61,11 +65,13 @@ def load_models(
     classifier=None,
     classifier_dir: str | Path | None = None,
     device: str = "cpu",
+    translators_dir: str | Path | None = None,
 ) -> Models:
     """The given models, with whatever is missing loaded from the run folders.
 
     Without `generator`, the sampler run `run_dir` (any kind that draws digits); without
-    `classifier`, the run `classifier_dir` or else the classifier run that `run_dir` names.
+    `classifier`, the run `classifier_dir` or else the classifier run that `run_dir` names;
+    the translator runs in `translators_dir`, else beside `run_dir` (translators.search_roots).
     ZspaceError for a folder that is not such a run.
     """
     run_path = None if run_dir is None else Path(run_dir)
@@ -77,7 +83,8 @@ def load_models(
     classifier_path = None if classifier_dir is None else Path(classifier_dir)
     if classifier is None and classifier_path is not None:
         classifier = load_classifier(classifier_path)
-    return Models(generator, classifier, run_path, classifier_path)
+    translators = find_translators(run_path, translators_dir, device)
+    return Models(generator, classifier, run_path, classifier_path, translators)
 
 
 def run_info(models: Models) -> dict:
@@ -102,6 +109,7 @@ def run_info(models: Models) -> dict:
         info.update(_run_folder_info(RunDir(models.run_dir)))
     info["classifier"] = _classifier_info(models.classifier_dir)
     info["classifier_loaded"] = models.classifier is not None
+    info["translators"] = models.translators.info()
     return info
 
 

@@ -4,6 +4,7 @@ The FastAPI layer (app.py) validates requests and runs these methods in a lane (
 take and return tensors and plain values, so they can be tested and reused without HTTP. The
 generator is any Sampler (zspace.sampling.sampler); noise-space operations (noise paths,
 restyles) need one with noise, and answer one line for one without (a gmm-baseline run).
+Translations (restyles by a translator run, translators.py) need only the translators.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from zspace.sampling.interpolation import slerp
 from zspace.sampling.inversion import invert
 from zspace.sampling.latent import decode_codes, encode_images
 from zspace.sampling.sampler import NUM_DIGITS, refuse_without_noise
+from zspace.web.translators import RESTYLE_METHOD, TranslatorSet
 
 # For a run without a fitted inverter: Adam steps and random starts when fitting noise to an
 # upload (about 50 ms on one core; with an inverter, about 5 ms and a closer match).
@@ -47,11 +49,13 @@ class Classification:
 
 
 class DigitService:
-    """A sampler (conditional or not) and an optional classifier, ready to answer requests."""
+    """A sampler (conditional or not), an optional classifier and the translator runs served
+    beside them, ready to answer requests."""
 
-    def __init__(self, generator, classifier=None):
+    def __init__(self, generator, classifier=None, translators: TranslatorSet | None = None):
         self.generator = generator
         self.classifier = classifier
+        self.translators = translators or TranslatorSet()
 
     @property
     def conditional(self) -> bool:
@@ -61,6 +65,26 @@ class DigitService:
     def can_restyle(self) -> bool:
         """Whether restyles apply: a conditional sampler with noise."""
         return self.conditional and bool(self.generator.has_noise)
+
+    @property
+    def restyle_methods(self) -> list[str]:
+        """The ways /api/restyle can redraw an upload: "restyle" (the generator's noise) when
+        the run can, then the translator methods served beside it."""
+        own = [RESTYLE_METHOD] if self.can_restyle else []
+        return own + self.translators.methods
+
+    def check_restyle_method(self, method: str | None) -> str:
+        """The restyle method a request asks for (None: "restyle"), or one ZspaceError line when
+        this server has no such method; checked before the upload is read."""
+        if method is None or method == RESTYLE_METHOD:
+            self.require_noise(RESTYLE_ACTION)
+            return RESTYLE_METHOD
+        if method not in self.translators.methods:
+            offered = ", ".join(self.restyle_methods) or "none"
+            raise ZspaceError(
+                f"no restyle method {method[:40]!r} here; this server offers: {offered}"
+            )
+        return method
 
     @property
     def interpolation_spaces(self) -> list[str]:
@@ -166,6 +190,12 @@ class DigitService:
         self.require_noise(RESTYLE_ACTION)
         if not self.conditional:
             raise ZspaceError("restyling needs a conditional run; this one is unconditional")
+        return self.upload_digit(image, source_digit)
+
+    def upload_digit(
+        self, image: torch.Tensor, source_digit: int | None = None
+    ) -> tuple[int, Classification | None]:
+        """(`source_digit`, None) if given, else the classifier's (digit, classification)."""
         if source_digit is not None:
             return source_digit, None
         if self.classifier is None:
@@ -204,6 +234,28 @@ class DigitService:
             "source": "request" if classification is None else "classifier",
             "classification": classification,
             "code_error": float(error[0]),
+        }
+
+    def translate(
+        self,
+        image: torch.Tensor,
+        method: str,
+        digits: list[int] | None,
+        source_digit: int | None = None,
+    ) -> dict:
+        """uint8 (28, 28) image of one digit -> the same writer's `digits` (None: every digit
+        the method reaches) by a translator `method` (see TranslatorSet.translate).
+
+        The image's digit comes from `source_digit` if given, else from the classifier.
+        """
+        source_digit, classification = self.upload_digit(image, source_digit)
+        result = self.translators.translate(image, method, source_digit, digits)
+        source = "request" if classification is None else "classifier"
+        return {
+            **result,
+            "source_digit": source_digit,
+            "source": source,
+            "classification": classification,
         }
 
     def _style_noise(self, image: torch.Tensor, digit: int, seed: int):

@@ -4,6 +4,16 @@
 const $ = (id) => document.getElementById(id);
 const MORPH_STEPS = 16;
 let health = { conditional: true, classifier: false };
+// What /api/restyle can redraw a drawing with: "restyle" (the generator's noise) and the
+// translator methods the server found (/api/info's restyle_methods).
+let restyleMethods = [];
+const METHOD_NAMES = {
+  restyle: "restyle: the generator's noise",
+  regular: "regular GAN translator",
+  cycle: "cycle-consistent translator",
+  paired: "paired (pix2pix) translator",
+  shift: "shift by the class means",
+};
 
 async function apiError(response) {
   try {
@@ -84,6 +94,7 @@ const canvas = $("canvas");
 const pen = canvas.getContext("2d");
 let drawing = false;
 let drawTimer = null;
+let drawn = false; // whether the canvas holds a drawing to restyle again
 
 function clearCanvas() {
   pen.fillStyle = "#000";
@@ -92,7 +103,14 @@ function clearCanvas() {
   $("prediction").classList.add("muted");
   $("probabilities").replaceChildren();
   $("restyled").replaceChildren();
+  showNote("");
   showError("draw-error", "");
+  drawn = false;
+}
+
+function showNote(message) {
+  $("restyle-note").textContent = message;
+  $("restyle-note").hidden = !message;
 }
 
 function canvasPoint(event) {
@@ -120,6 +138,7 @@ for (const name of ["pointerup", "pointercancel"]) {
   canvas.addEventListener(name, () => {
     if (!drawing) return;
     drawing = false;
+    drawn = true;
     clearTimeout(drawTimer);
     drawTimer = setTimeout(readDrawing, 150);
   });
@@ -140,10 +159,19 @@ function showProbabilities(probabilities) {
   $("probabilities").replaceChildren(...rows);
 }
 
+function drawingForm(blob) {
+  const data = new FormData();
+  data.append("image", blob, "digit.png");
+  return data;
+}
+
+async function canvasBlob() {
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
 async function readDrawing() {
-  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
-  const form = () => { const data = new FormData(); data.append("image", blob, "digit.png"); return data; };
-  const answer = await fetch("/api/classify", { method: "POST", body: form() });
+  const blob = await canvasBlob();
+  const answer = await fetch("/api/classify", { method: "POST", body: drawingForm(blob) });
   if (answer.ok) {
     const result = await answer.json();
     const best = result.probabilities[result.digit];
@@ -153,21 +181,48 @@ async function readDrawing() {
   } else {
     $("prediction").textContent = await apiError(answer);
   }
-  if (!health.conditional) return;
-  const restyle = await fetch("/api/restyle?format=json&scale=2", { method: "POST", body: form() });
-  if (!restyle.ok) return showError("draw-error", await apiError(restyle));
+  await restyleDrawing(blob);
+}
+
+let restyleRequest = 0;
+
+async function restyleDrawing(blob) {
+  if (!restyleMethods.length) return;
+  const request = ++restyleRequest;
+  const method = $("restyle-method").value;
+  const params = new URLSearchParams({ format: "json", scale: "2", method });
+  const restyle = await fetch(`/api/restyle?${params}`, { method: "POST", body: drawingForm(blob) });
+  if (request !== restyleRequest) return; // a newer request replaced this one
+  if (!restyle.ok) {
+    $("restyled").replaceChildren();
+    showNote("");
+    return showError("draw-error", await apiError(restyle));
+  }
   showError("draw-error", "");
   const result = await restyle.json();
+  const unreachable = result.unreachable || [];
+  showNote(unreachable.length ? `no ${method} translator reaches ${unreachable.join(", ")}` : "");
   $("restyled").replaceChildren(...result.images.map((src, i) => {
     const figure = document.createElement("figure");
     const img = new Image();
     img.src = src;
     img.alt = `restyled as ${result.digits[i]}`;
+    if (result.translators) img.title = result.translators[i];
     const caption = document.createElement("figcaption");
     caption.textContent = String(result.digits[i]);
     figure.append(img, caption);
     return figure;
   }));
+}
+
+function fillMethodSelect(methods) {
+  restyleMethods = methods;
+  const select = $("restyle-method");
+  select.replaceChildren(...methods.map((m) => new Option(METHOD_NAMES[m] || m, m)));
+  if (methods.length) select.value = methods.includes("restyle") ? "restyle" : methods[0];
+  // One way or none: nothing to choose.
+  $("restyle-controls").hidden = methods.length < 2;
+  select.addEventListener("change", async () => { if (drawn) await restyleDrawing(await canvasBlob()); });
 }
 
 // --- start-up ------------------------------------------------------------------------------
@@ -180,6 +235,12 @@ async function start() {
   } catch (error) {
     $("status").textContent = "the server does not answer";
     return;
+  }
+  try {
+    const info = await (await fetch("/api/info")).json();
+    fillMethodSelect(info.restyle_methods || (health.conditional ? ["restyle"] : []));
+  } catch (error) {
+    fillMethodSelect(health.conditional ? ["restyle"] : []);
   }
   fillDigitSelect($("digit"), true, "7");
   fillDigitSelect($("morph-from"), false, "3");
