@@ -27,7 +27,12 @@ from zspace.evaluation.metrics import (
     mean_and_covariance,
     reference_features,
 )
-from zspace.evaluation.style import mean_style_correlation, style_correlations, style_measures
+from zspace.evaluation.style import (
+    class_dependence,
+    mean_style_correlation,
+    style_correlations,
+    style_measures,
+)
 from zspace.models.images import to_float_images
 from zspace.sampling.latent import LatentDecoder, encode_images
 
@@ -101,6 +106,23 @@ class TranslationJudge:
                 style_ceiling=style_correlations(style, style_measures(reconstructions)),
             )
         return self._classes[digit]
+
+    def style_validation(self, digits) -> dict:
+        """How far each style measure is a measure of style, on these digits' test images: the
+        share of its variance the class explains (class_dependence; 0 is class-free), and
+        its correlation between the images and their own reconstructions (what survives the
+        autoencoder, the ceiling of any code translator)."""
+        sets = [self.class_set(digit) for digit in digits]
+        measures = {name: torch.cat([s.style[name] for s in sets]) for name in sets[0].style}
+        labels = torch.cat([torch.full((len(s.codes),), d) for d, s in zip(digits, sets)])
+        after = {
+            name: torch.cat([style_measures(s.reconstructions)[name] for s in sets])
+            for name in measures
+        }
+        return {
+            "class_dependence": class_dependence(measures, labels),
+            "reconstruction_correlation": style_correlations(measures, after),
+        }
 
     def references(self, source: int, target: int) -> dict:
         """What no code translator can beat: the test reconstructions' realism and style."""

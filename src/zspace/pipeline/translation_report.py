@@ -77,6 +77,25 @@ def translation_section(doc: Document, summary: dict) -> None:
         + _number(_mean_ceiling(rows))
         + ". Cycle error: pixel MSE of A -> B -> A against the input's reconstruction."
     )
+    validation = summary.get("style_validation")
+    if validation:
+        names = list(validation["class_dependence"])
+        doc.text(
+            "The style measures, checked on the test digits of every class: the share of each "
+            "measure's variance that the class explains (0: free of the class), and its "
+            "correlation between the digits and their own reconstructions (what survives the "
+            "autoencoder)."
+        )
+        doc.table(
+            ["", *names],
+            [
+                ["class explains", *(_number(validation["class_dependence"][n]) for n in names)],
+                [
+                    "kept by reconstruction",
+                    *(_number(validation["reconstruction_correlation"][n]) for n in names),
+                ],
+            ],
+        )
     for pair, entry in summary["figures"]["examples"].items():
         doc.image(
             entry["path"],

@@ -142,6 +142,7 @@ def translation_study(
         "references": {
             f"{p['pair'][0]}-{p['pair'][1]}": judge.references(*p["pair"]) for p in pairs
         },
+        "style_validation": _without_nan(judge.style_validation(range(10))),
         "hypotheses": hypothesis_verdicts(rows, counterparts),
         "counterpart_errors": counterparts,
         "scopes": [s for s in (scope_winner(rows, m) for m in plan.all_pairs_methods) if s],
