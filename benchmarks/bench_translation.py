@@ -11,6 +11,8 @@ Parts:
           cycle and paired as one model for all 90 ordered pairs; every test digit of A
           translated and judged (accuracy, FD against real test B beside the test
           reconstructions', style correlations, cycle error); the hypotheses' verdicts.
+  tradeoff  per-pair cycle translators with cycle-loss weights 1, 3, 10, 30 on the most and
+          least similar pair: accuracy against cycle error and style kept.
   speed   seconds to translate 10,000 codes with each learned method (best of 5), and the
           training seconds of the per-pair and all-pairs runs (from their metrics).
 `--generator` is a conditional latent GAN (or flow) trained on `--ae`: the paired method's pairs
@@ -76,15 +78,24 @@ def study_part(args, dataset, classifier) -> dict:
     table = {
         key: {
             measure: _mean(r[measure] for r in chosen)
-            for measure in ("accuracy", "fd_ratio", "style_kept", "cycle_error", "train_seconds")
+            for measure in (
+                "accuracy",
+                "fd_ratio",
+                "fd_sampler_ratio",
+                "style_kept",
+                "cycle_error",
+                "train_seconds",
+            )
         }
         for key, chosen in by_method.items()
     }
-    print(f"{'method':18} {'acc':>7} {'FD ratio':>9} {'style':>7} {'cycle':>8} {'train s':>8}")
+    header = ["acc", "FD/recon", "FD/sampler", "style", "cycle", "train s"]
+    print(f"{'method':18} " + " ".join(f"{h:>8}" for h in header))
     for key, means in table.items():
         cells = [
             f"{means['accuracy']:.4f}",
             f"{means['fd_ratio']:.2f}",
+            f"{means['fd_sampler_ratio']:.2f}",
             f"{means['style_kept']:.3f}",
             "-" if means["cycle_error"] is None else f"{means['cycle_error']:.4f}",
             f"{means['train_seconds']:.1f}",
@@ -95,6 +106,45 @@ def study_part(args, dataset, classifier) -> dict:
     summary["means"] = table
     summary["figures"] = json.loads(json.dumps(summary["figures"], default=str))
     return summary
+
+
+def tradeoff_part(args, dataset, classifier, pairs: list[dict]) -> list[dict]:
+    """The cycle hypothesis's trade-off, directly: per-pair cycle translators trained with
+    several cycle-loss weights on the most and the least similar pair; accuracy (landing in
+    B) against cycle error and style kept (keeping the input)."""
+    from zspace.evaluation.translation import TranslationJudge
+    from zspace.models.translator import TranslatorConfig
+    from zspace.sampling.latent import load_autoencoder
+    from zspace.training.translator import train_translator
+
+    judge = TranslationJudge(
+        classifier, load_autoencoder(args.ae), dataset.test_images, dataset.test_labels
+    )
+    results = []
+    for pair in (pairs[0], pairs[-1]):
+        source, target = pair["pair"]
+        for weight in (1.0, 3.0, 10.0, 30.0):
+            out = Path(args.work) / "tradeoff" / f"{source}-{target}-w{weight:g}"
+            training = TranslatorTrainingConfig(
+                epochs=1 if args.smoke else args.epochs,
+                steps_per_epoch=20 if args.smoke else TranslatorTrainingConfig.steps_per_epoch,
+                cycle_weight=weight,
+                threads=args.threads,
+            )
+            if not (out / "config.json").is_file():
+                config = TranslatorConfig(method="cycle", source=source, target=target)
+                train_translator(out, config, training, ae_run=args.ae, progress=False)
+            row = judge.judge(load(out), source, target)
+            results.append(
+                {
+                    "pair": [source, target],
+                    "group": pair["group"],
+                    "cycle_weight": weight,
+                    **{k: row[k] for k in ("accuracy", "fd_ratio", "style_kept", "cycle_error")},
+                }
+            )
+            print(json.dumps(results[-1]))
+    return results
 
 
 def speed_part(args) -> dict:
@@ -127,7 +177,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TranslatorTrainingConfig.epochs)
     parser.add_argument("--all-pairs-epochs", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--parts", nargs="+", default=["study", "speed"])
+    parser.add_argument("--parts", nargs="+", default=["study", "tradeoff", "speed"])
     parser.add_argument("--fresh", action="store_true", help="delete --work first")
     parser.add_argument("--smoke", action="store_true", help="tiny settings, end to end")
     parser.add_argument("--json", default=None)
@@ -140,6 +190,11 @@ def main() -> None:
     results: dict = {"targets": TARGETS}
     if "study" in args.parts:
         results["study"] = study_part(args, dataset, classifier)
+    if "tradeoff" in args.parts:
+        pairs = results["study"]["pairs"] if "study" in results else None
+        if pairs is None:
+            raise SystemExit("--parts tradeoff needs the study part (its class pairs)")
+        results["tradeoff"] = tradeoff_part(args, dataset, classifier, pairs)
     if "speed" in args.parts:
         results["translate_10k_seconds"] = speed_part(args)
         print("translate 10,000 codes (s):", json.dumps(results["translate_10k_seconds"]))

@@ -274,7 +274,7 @@ class RunDir:
             kinds = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
             if config["kind"] not in kinds:
                 raise RunError(
-                    f"{self.path} is a {kind_text(config['kind'])} run, expected "
+                    f"{self.path} is a run of kind {kind_text(config['kind'])}, expected "
                     f"{' or '.join(kinds)}"
                 )
         return config

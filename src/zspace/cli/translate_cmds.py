@@ -35,7 +35,9 @@ def register(subparsers) -> None:
     add_data_arguments(train)
     add_training_arguments(train)
     train.add_argument("--ae", default=None, help="autoencoder run whose codes are translated")
-    train.add_argument("--method", choices=METHOD_CHOICES, default="cycle", help="default cycle")
+    train.add_argument(
+        "--method", choices=METHOD_CHOICES, default=None, help="default cycle (on resume: saved)"
+    )
     train.add_argument("--from", dest="source", type=digit, default=None, help="input digit")
     train.add_argument(
         "--to",
@@ -79,6 +81,7 @@ def run_train_translator(args) -> int:
     from zspace.training.translator import (
         TranslatorTrainingConfig,
         read_saved_training,
+        saved_method,
         train_translator,
     )
 
@@ -86,7 +89,8 @@ def run_train_translator(args) -> int:
     if not args.resume or hasattr(args, "target"):
         if not hasattr(args, "target"):
             raise ZspaceError("give --to (a digit, or 'all')")
-        config = TranslatorConfig(method=args.method, source=args.source, target=args.target)
+        method = args.method or (saved_method(args.out) if args.resume else None) or "cycle"
+        config = TranslatorConfig(method=method, source=args.source, target=args.target)
     elif args.source is not None:
         raise ZspaceError("--from without --to; give both, or neither to resume")
     training = None
@@ -129,6 +133,8 @@ def run_translate(args) -> int:
 
     out = output_file(args.out, (".png", ".npz"))  # checked before any work
     images, inverted = load_images_for_classification(args.image)
+    if len(images) == 0:
+        raise ZspaceError(f"{args.image} holds no images")
     RunDir(args.run_dir).read_config(TRANSLATOR)
     translator = load(args.run_dir, args.device)
     translated = translator.translate_images(images, args.target, args.source)

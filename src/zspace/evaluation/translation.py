@@ -3,8 +3,9 @@
 For a translator and an ordered pair (A, B), every test digit of A is translated into B:
   - accuracy: the evaluation classifier's verdict on the translated image is B;
   - realism: the Fréchet distance between the translated images' and the real test B images'
-    classifier features, beside the same distance for the test reconstructions of B (the best
-    a code translator can do through this decoder), and their ratio;
+    classifier features, beside the same distance for the test reconstructions of B (the test
+    digits themselves through the decoder) and for the reconstructions of as many training
+    digits of B (other writers: what a perfect sampler of B's codes gets), and both ratios;
   - style kept: the correlation, over the test digits, between each style measure of the input
     image and of its translation (zspace.evaluation.style), and their mean; the same
     correlation between the inputs and their own reconstructions is the ceiling;
@@ -71,19 +72,31 @@ class _ClassSet:
     style: dict
     moments: tuple  # (mean, covariance) of the real images' classifier features
     reconstruction_fd: float
+    sampler_fd: float | None
     style_ceiling: dict
 
 
 class TranslationJudge:
     """The measures of one study, with everything about the real test digits computed once."""
 
-    def __init__(self, classifier, autoencoder, test_images, test_labels, per_class=None):
+    def __init__(
+        self,
+        classifier,
+        autoencoder,
+        test_images,
+        test_labels,
+        per_class=None,
+        train_images=None,
+        train_labels=None,
+    ):
         self.classifier = classifier
         self.autoencoder = autoencoder
         self.decoder = LatentDecoder(autoencoder)
         self.test_images = test_images
         self.test_labels = test_labels
         self.per_class = per_class
+        # Other writers' digits of each class: what a perfect code sampler would draw.
+        self.train_images, self.train_labels = train_images, train_labels
         self._classes: dict[int, _ClassSet] = {}
 
     def class_set(self, digit: int) -> _ClassSet:
@@ -103,9 +116,22 @@ class TranslationJudge:
                 style=style,
                 moments=moments,
                 reconstruction_fd=frechet_distance_to(reconstruction_features, moments),
+                sampler_fd=self._sampler_fd(digit, len(images), moments),
                 style_ceiling=style_correlations(style, style_measures(reconstructions)),
             )
         return self._classes[digit]
+
+    def _sampler_fd(self, digit: int, count: int, moments) -> float | None:
+        """FD to the real test digits of the reconstructions of `count` training digits of the
+        same class: the realism of a perfect code sampler, which draws other writers' codes
+        (the test reconstructions are the test digits themselves, a far easier bar)."""
+        if self.train_images is None:
+            return None
+        images = self.train_images[self.train_labels == digit][:count]
+        _, features = classify_images(
+            self.decoder(encode_images(self.autoencoder, images)), self.classifier
+        )
+        return frechet_distance_to(features, moments)
 
     def style_validation(self, digits) -> dict:
         """How far each style measure is a measure of style, on these digits' test images: the
@@ -129,6 +155,7 @@ class TranslationJudge:
         ceiling = self.class_set(source).style_ceiling
         return {
             "fd_reconstruction": self.class_set(target).reconstruction_fd,
+            "fd_sampler": self.class_set(target).sampler_fd,
             "style_ceiling": mean_style_correlation(ceiling),
         }
 
@@ -152,6 +179,8 @@ class TranslationJudge:
             "fd": fd,
             "fd_reconstruction": goal.reconstruction_fd,
             "fd_ratio": fd / goal.reconstruction_fd if goal.reconstruction_fd > 0 else None,
+            "fd_sampler": goal.sampler_fd,
+            "fd_sampler_ratio": fd / goal.sampler_fd if goal.sampler_fd else None,
             "style": style,
             "style_kept": mean_style_correlation(style),
             "style_ceiling": mean_style_correlation(inputs.style_ceiling),

@@ -48,6 +48,7 @@ def translation_section(doc: Document, summary: dict) -> None:
             "accuracy",
             "FD",
             "FD / recon FD",
+            "FD / sampler FD",
             "style kept",
             "cycle error",
             "train s",
@@ -60,6 +61,7 @@ def translation_section(doc: Document, summary: dict) -> None:
                 _percent(r["accuracy"]),
                 _number(r["fd"]),
                 _number(r["fd_ratio"], 2),
+                _number(r.get("fd_sampler_ratio"), 2),
                 _number(r["style_kept"]),
                 _number(r["cycle_error"], 4),
                 _number(r.get("train_seconds"), 1),
@@ -70,7 +72,9 @@ def translation_section(doc: Document, summary: dict) -> None:
     doc.text(
         "Accuracy: the evaluation classifier's verdict on the translated test digit is B. FD: "
         "Fréchet distance of the translations to real test digits of B in the classifier's "
-        "feature space, and its ratio to the same distance for the test reconstructions of B. "
+        "feature space, and its ratio to the same distance for the test reconstructions of B "
+        "(the test digits themselves, decoded) and for the reconstructions of as many training "
+        "digits of B (other writers: a perfect code sampler). "
         "Style kept: the mean correlation, over the test digits, of each style measure "
         "(slant, stroke width, ink mass, bounding box, centre of mass) between input and "
         "translation; the inputs' own reconstructions keep "

@@ -24,6 +24,7 @@ which checkpoints save, so `--resume` continues exactly.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from zspace.loading import load_sampler
 from zspace.models.gan import CodeScaler
 from zspace.models.translator import CodeCritic, CodeTranslator, TranslatorConfig
 from zspace.runs import AUTOENCODER, TRANSLATOR, RunDir, check_claimable
-from zspace.sampling.latent import encode_images, load_autoencoder
+from zspace.sampling.latent import encode_images, load_autoencoder, load_autoencoder_config
 from zspace.sampling.translator import SHIFT_WEIGHTS, load_translator, read_translator_config
 from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.gan_steps import update_average
@@ -177,6 +178,7 @@ class TranslatorTrainer:
         every_code = torch.cat(list(data.codes_by_class.values()))
         self.scaler = CodeScaler(config.data_dim).to(device).fit(every_code)
         self.codes = {digit: self.scaler(codes) for digit, codes in data.codes_by_class.items()}
+        self.class_means = {digit: codes.mean(0) for digit, codes in self.codes.items()}
         self.pairs = None if data.pairs is None else self.scaler(data.pairs)
         self.pair_classes = data.pair_classes
         betas = (0.0, 0.99)
@@ -271,11 +273,18 @@ class TranslatorTrainer:
         loss.backward()
         self.translator_optimizer.step()
         update_average(self.average, self.translator, self.training.ema_decay, step)
-        with torch.no_grad():  # how far the outputs' mean is from the targets' real mean
-            record["mean_gap"] = float(
-                (fake.mean(0) - self.draw_real(targets).mean(0)).pow(2).sum()
-            )
+        record["mean_gap"] = self.mean_gap(fake.detach(), targets)
         return record
+
+    def mean_gap(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """Squared distance between the outputs' mean and their target class's mean code,
+        averaged over the target classes of the batch (0 once the map lands on the class
+        centres; at the identity start, the distance between the classes)."""
+        gaps = [
+            (outputs[targets == digit].mean(0) - self.class_means[digit]).pow(2).sum()
+            for digit in targets.unique().tolist()
+        ]
+        return float(torch.stack(gaps).mean())
 
     def train_epoch(self, epoch: int, progress: bool) -> dict:
         self.translator.train()
@@ -313,7 +322,9 @@ def train_translator(
         run, config, training, ae_run, generator_run, resume
     )
     check_claimable(run.path, TRANSLATOR)  # before any work: never into a user's folder
-    _check_inputs(config, ae_run, generator_run)
+    latent_dim = _check_inputs(config, ae_run, generator_run)
+    if not resume or not run.exists():
+        config = dataclasses.replace(config, data_dim=latent_dim)  # the AE's code size
     if training.threads is not None:
         torch.set_num_threads(training.threads)
     torch_device = resolve_device(device)
@@ -338,10 +349,11 @@ def train_translator(
     return load_translator(run.path, torch_device)
 
 
-def _check_inputs(config: TranslatorConfig, ae_run, generator_run) -> None:
+def _check_inputs(config: TranslatorConfig, ae_run, generator_run) -> int:
+    """Refuse missing or mismatched inputs in one line; returns the AE's code size."""
     if ae_run is None:
         raise ZspaceError("a translator needs --ae AE_RUN (a trained autoencoder run folder)")
-    RunDir(ae_run).read_config(AUTOENCODER)
+    latent_dim = load_autoencoder_config(ae_run).latent_dim
     needs_generator = config.method in ("paired", "restyle")
     if needs_generator and generator_run is None:
         raise ZspaceError(
@@ -349,6 +361,13 @@ def _check_inputs(config: TranslatorConfig, ae_run, generator_run) -> None:
         )
     if not needs_generator and generator_run is not None:
         raise ZspaceError(f"the {config.method} method takes no --generator")
+    return latent_dim
+
+
+def saved_method(run_dir) -> str | None:
+    """The method of the translator run in `run_dir`, None if there is none yet."""
+    run = RunDir(run_dir)
+    return read_translator_config(run)[0].method if run.exists() else None
 
 
 def read_saved_training(run_dir) -> TranslatorTrainingConfig:
@@ -365,6 +384,8 @@ def _configs_to_train(run: RunDir, config, training, ae_run, generator_run, resu
     if resume and run.exists():
         saved_config, saved = read_translator_config(run)
         saved_training = read_saved_training(run.path)
+        if config is not None:  # the code size is the AE's, not a setting to compare
+            config = dataclasses.replace(config, data_dim=saved_config.data_dim)
         config, training = resume_configs(
             run.path, saved_config, saved_training, config, training, RESUME_FLAGS
         )

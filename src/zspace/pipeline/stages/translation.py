@@ -49,6 +49,7 @@ HELD_OUT_PAIR_SEED = 10_000  # counterpart pairs drawn apart from every training
 MEASURE_LABELS = {
     "accuracy": "translation accuracy",
     "fd_ratio": "FD / FD of test reconstructions",
+    "fd_sampler_ratio": "FD / FD of a perfect code sampler",
     "style_kept": "style kept (mean correlation)",
     "cycle_error": "cycle error (pixel MSE)",
 }
@@ -85,7 +86,13 @@ def translation_study(
     )
     pairs = chosen_pairs(ranking, plan.pairs_per_end)
     judge = TranslationJudge(
-        classifier, autoencoder, dataset.test_images, dataset.test_labels, plan.test_per_class
+        classifier,
+        autoencoder,
+        dataset.test_images,
+        dataset.test_labels,
+        plan.test_per_class,
+        dataset.train_images,
+        dataset.train_labels,
     )
     needs_generator = {"paired", "restyle"}
     methods = [m for m in plan.methods if generator_run is not None or m not in needs_generator]
