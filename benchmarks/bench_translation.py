@@ -22,6 +22,22 @@ Targets: the best learned translator (regular, cycle or paired) reaches >= 97% a
 realism FD <= 2x the test reconstructions' of B and keeps style better than `shift` and
 `regular`; each per-pair translator trains in <= 30 s; the all-pairs cycle model in <= 180 s;
 10,000 codes translate in <= 1 s.
+
+Measured (conv AE of 5 epochs, its default cGAN, 2 threads, alone on the 2-core machine; means
+over the pairs 4-9, 7-9, 3-5, 0-7, 6-7, 0-1; README, "Translation"):
+
+                          acc    FD/recon  FD/sampler  style  train s
+    regular (pair)      0.986      5.96      1.98     0.567     36
+    cycle (pair)        0.967     11.9       4.04     0.667     61
+    paired (pair)       0.968     13.2       4.38     0.711     40
+    restyle (pair)      0.993     14.2       4.58     0.632      -
+    shift (pair)        0.310    257        87.7      0.757      -
+    cycle (all)         0.786     73.2      25.7      0.744    137
+    paired (all)        0.979     17.3       5.73     0.690    114
+
+Met: accuracy (regular), the all-pairs cycle's 3 min, translation speed (0.024-0.035 s).
+Not met: FD <= 2x the test reconstructions' (1.98x a perfect code sampler's), style above
+shift's, per-pair training <= 30 s.
 """
 
 from __future__ import annotations
