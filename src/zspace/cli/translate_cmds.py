@@ -79,6 +79,7 @@ def register(subparsers) -> None:
 def run_train_translator(args) -> int:
     from zspace.models.translator import TranslatorConfig
     from zspace.training.translator import (
+        TRAINING_FLAGS,
         TranslatorTrainingConfig,
         read_saved_training,
         saved_method,
@@ -94,16 +95,7 @@ def run_train_translator(args) -> int:
     elif args.source is not None:
         raise ZspaceError("--from without --to; give both, or neither to resume")
     training = None
-    settings = {
-        "dataset": args.dataset,
-        "limit": args.limit,
-        "seed": args.seed,
-        "epochs": args.epochs,
-        "steps_per_epoch": args.steps_per_epoch,
-        "batch_size": args.batch_size,
-        "pairs": args.pairs,
-        "threads": args.threads,
-    }
+    settings = {name: getattr(args, name) for name in TRAINING_FLAGS}
     if any(value is not None for value in settings.values()) or not args.resume:
         base = read_saved_training(args.out) if args.resume else TranslatorTrainingConfig()
         training = with_settings(base, **settings)
@@ -128,15 +120,13 @@ def run_translate(args) -> int:
     from zspace.fewshot.classify import load_images_for_classification
     from zspace.figures import save_grid
     from zspace.files import output_file, save_npz
-    from zspace.loading import load
-    from zspace.runs import TRANSLATOR, RunDir
+    from zspace.sampling.translator import load_translator
 
     out = output_file(args.out, (".png", ".npz"))  # checked before any work
     images, inverted = load_images_for_classification(args.image)
     if len(images) == 0:
         raise ZspaceError(f"{args.image} holds no images")
-    RunDir(args.run_dir).read_config(TRANSLATOR)
-    translator = load(args.run_dir, args.device)
+    translator = load_translator(args.run_dir, args.device)  # one line for any other kind
     translated = translator.translate_images(images, args.target, args.source)
     pixels = (translated.squeeze(1).clamp(0, 1) * 255).round().byte().numpy()
     if out.suffix.lower() == ".npz":

@@ -70,6 +70,7 @@ class _ClassSet:
     codes: torch.Tensor
     reconstructions: torch.Tensor
     style: dict
+    reconstruction_style: dict
     moments: tuple  # (mean, covariance) of the real images' classifier features
     reconstruction_fd: float
     sampler_fd: float | None
@@ -109,15 +110,17 @@ class TranslationJudge:
             moments = mean_and_covariance(features)
             _, reconstruction_features = classify_images(reconstructions, self.classifier)
             style = style_measures(floats)
+            reconstruction_style = style_measures(reconstructions)
             self._classes[digit] = _ClassSet(
                 images=floats,
                 codes=codes,
                 reconstructions=reconstructions,
                 style=style,
+                reconstruction_style=reconstruction_style,
                 moments=moments,
                 reconstruction_fd=frechet_distance_to(reconstruction_features, moments),
                 sampler_fd=self._sampler_fd(digit, len(images), moments),
-                style_ceiling=style_correlations(style, style_measures(reconstructions)),
+                style_ceiling=style_correlations(style, reconstruction_style),
             )
         return self._classes[digit]
 
@@ -141,10 +144,7 @@ class TranslationJudge:
         sets = [self.class_set(digit) for digit in digits]
         measures = {name: torch.cat([s.style[name] for s in sets]) for name in sets[0].style}
         labels = torch.cat([torch.full((len(s.codes),), d) for d, s in zip(digits, sets)])
-        after = {
-            name: torch.cat([style_measures(s.reconstructions)[name] for s in sets])
-            for name in measures
-        }
+        after = {name: torch.cat([s.reconstruction_style[name] for s in sets]) for name in measures}
         return {
             "class_dependence": class_dependence(measures, labels),
             "reconstruction_correlation": style_correlations(measures, after),

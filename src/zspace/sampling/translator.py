@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from zspace import config_checks as check
+from zspace.checkpoint import load_tensors
 from zspace.device import resolve_device
 from zspace.errors import RunError, ZspaceError
 from zspace.loading import load_sampler
@@ -187,10 +188,13 @@ def _load_mapping(run: RunDir, config: TranslatorConfig, saved: dict, device):
         load_weights_into(scaler, run, "scaler.safetensors", device)
         return LearnedMap(network.eval(), scaler)
     if config.method == "shift":
-        means = torch.nn.Parameter(torch.zeros(config.num_classes, config.data_dim))
-        holder = torch.nn.ParameterDict({"class_means": means})
-        load_weights_into(holder, run, SHIFT_WEIGHTS, "cpu")
-        return ShiftMap(holder["class_means"].detach())
+        path = run.file(SHIFT_WEIGHTS)
+        if not path.is_file():
+            raise RunError(f"{run.path} has no {SHIFT_WEIGHTS} (was training finished?)")
+        means = load_tensors(path)[0].get("class_means")
+        if means is None or means.shape != (config.num_classes, config.data_dim):
+            raise RunError(f"{path} does not hold the class means this run's config describes")
+        return ShiftMap(means)
     generator = saved.get("generator", {}).get("source") if isinstance(saved, dict) else None
     if not isinstance(generator, str):
         raise RunError(f"{run.config_path} does not name the generator its restyles use")

@@ -116,6 +116,7 @@ def translation_study(
         return translator
 
     rows, examples, counterparts = [], {}, []
+    pair_source = None  # the generator of the held-out pairs, loaded once
     for pair in pairs:
         source, target = pair["pair"]
         examples[(source, target)] = {}
@@ -127,7 +128,10 @@ def translation_study(
             rows.append(_row(judge, translator, pair, trained[str(folder.relative_to(out))]))
             examples[(source, target)][f"{method} (pair)"] = translator
             if method == "paired":
-                held_out = _held_out_pairs(generator_run, source, target, plan, device)
+                pair_source = pair_source or load_sampler(generator_run, device, "make pairs")
+                held_out = generated_pairs(
+                    pair_source, (source, target), plan.counterpart_pairs, HELD_OUT_PAIR_SEED
+                )
                 counterparts.append(counterpart_error(translator, held_out, source, target))
     all_training = replace(plan.training, epochs=plan.all_pairs_epochs or plan.training.epochs)
     for method in [m for m in plan.all_pairs_methods if m in methods]:
@@ -171,11 +175,6 @@ def _without_nan(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def _held_out_pairs(generator_run, source: int, target: int, plan: TranslationPlan, device):
-    sampler = load_sampler(generator_run, device, action="make pairs")
-    return generated_pairs(sampler, (source, target), plan.counterpart_pairs, HELD_OUT_PAIR_SEED)
 
 
 def _pair_source(generator_run) -> str | None:
