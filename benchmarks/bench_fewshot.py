@@ -1,10 +1,12 @@
 """Few-shot benchmarks: time of the default table, accuracy and time of the methods that use
-the unlabelled images, and (with --validate) the head schedule chosen on a validation split of
-the training set.
+the unlabelled images, (with --validate) the head schedule chosen on a validation split of the
+training set, and (with --robustness) a saved classifier's accuracy on perturbed test digits.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_fewshot.py --ae /tmp/fewshot_ae
     python benchmarks/bench_fewshot.py --ae RUN --skip-table --methods selftrain-cnn --beyond-draws 10
     python benchmarks/bench_fewshot.py --ae RUN --validate --skip-table --skip-beyond
+    python benchmarks/bench_fewshot.py --ae RUN --on-validation --skip-table   # methods, validation
+    python benchmarks/bench_fewshot.py --robustness runs/clf --skip-table --skip-beyond
 
 Targets (2-core machine, after the autoencoder exists): default table (5 heads x 2 pipelines x
 20 draws) <= 2 minutes; best method >= 98.5% at 5 labels per class over 10 draws, <= 10 minutes.
@@ -22,16 +24,25 @@ import torch
 
 from zspace.data import load_dataset
 from zspace.fewshot.batched import HeadTraining
-from zspace.fewshot.context import StudyContext
+from zspace.fewshot.classify import load_classifier
 from zspace.fewshot.draws import draw_many
 from zspace.fewshot.heads import DEFAULT_HEADS, parse_heads
-from zspace.fewshot.study import ENCODER, PIXELS, StudyConfig, head_accuracies, run_study
-from zspace.sampling.latent import load_autoencoder
+from zspace.fewshot.report import interval_text
+from zspace.fewshot.robustness import robustness_table
+from zspace.fewshot.study import (
+    ENCODER,
+    PIXELS,
+    StudyConfig,
+    head_accuracies,
+    load_context,
+    run_study,
+)
 
 
-def bench_table(ae: str, draws: int, out: Path) -> dict:
+def bench_table(ae: str, draws: int, out: Path, validation: bool) -> dict:
     started = time.perf_counter()
-    summary = run_study(StudyConfig(ae_run=ae, draws=draws, device="cpu"), out=out / "table")
+    config = StudyConfig(ae_run=ae, draws=draws, validation=validation, device="cpu")
+    summary = run_study(config, out=out / "table")
     seconds = time.perf_counter() - started
     print(
         f"default table ({len(DEFAULT_HEADS)} heads x 2 pipelines x {draws} draws): {seconds:.1f} s"
@@ -40,20 +51,28 @@ def bench_table(ae: str, draws: int, out: Path) -> dict:
     return {"seconds": seconds, "timings": summary["timings"], "results": summary["results"]}
 
 
-def bench_beyond(ae: str, methods: list[str], draws: int, out: Path) -> dict:
+def bench_beyond(ae: str, methods: list[str], draws: int, out: Path, validation: bool) -> dict:
     config = StudyConfig(
-        ae_run=ae, per_class=5, draws=draws, pipelines=[], methods=methods, device="cpu"
+        ae_run=ae,
+        per_class=5,
+        draws=draws,
+        pipelines=[],
+        methods=methods,
+        validation=validation,
+        device="cpu",
     )
     started = time.perf_counter()
     summary = run_study(config, out=out / "beyond")
     seconds = time.perf_counter() - started
-    print(f"\nmethods beyond, 5 labels per class, {draws} draws ({seconds:.1f} s in all):")
+    print(
+        f"\nmethods beyond, 5 labels per class, {draws} draws, on {summary['evaluated_on']}"
+        f" ({seconds:.1f} s in all):"
+    )
     for result in summary["results"]:
-        low, high = result["ci95"]
         t = summary["timings"].get(f"method:{result['method']}", float("nan"))
         print(
             f"  {result['method']:<18} {100 * result['mean']:.2f}% "
-            f"[{100 * low:.2f}, {100 * high:.2f}]  {t:.0f} s  "
+            f"{interval_text(result['ci95'])}  {t:.0f} s  "
             f"per draw: {' '.join(f'{100 * a:.2f}' for a in result['accuracies'])}"
         )
     return {"seconds": seconds, "timings": summary["timings"], "results": summary["results"]}
@@ -62,15 +81,7 @@ def bench_beyond(ae: str, methods: list[str], draws: int, out: Path) -> dict:
 def validate_schedules(ae: str, draws: int) -> list[dict]:
     """Mean accuracy of every default head and both pipelines on the last 10k TRAINING images
     (heads trained on 50 labels drawn from the first 50k), for a small grid of schedules."""
-    data = load_dataset("mnist")
-    context = StudyContext(
-        train_images=data.train_images[:50_000],
-        train_labels=data.train_labels[:50_000],
-        test_images=data.train_images[50_000:],
-        test_labels=data.train_labels[50_000:],
-        autoencoder=load_autoencoder(ae),
-        device=torch.device("cpu"),
-    )
+    context = load_context(StudyConfig(ae_run=ae, validation=True, device="cpu"))
     labelled = draw_many(context.train_labels, draws, count=50, seed=12345)
     specs = parse_heads(list(DEFAULT_HEADS))
     rows = []
@@ -96,6 +107,30 @@ def validate_schedules(ae: str, draws: int) -> list[dict]:
     return rows
 
 
+def bench_robustness(run: str, limit: int | None, out: Path) -> list[dict]:
+    """A saved classifier's accuracy on perturbed test digits (shifts, rotations, stroke
+    width, low resolution), through `zspace classify`'s loader and predictions."""
+    classifier = load_classifier(run, "cpu")
+    dataset = classifier.config.get("training", {}).get("dataset", "mnist")
+    data = load_dataset(dataset)
+    images, labels = data.test_images[:limit], data.test_labels[:limit]
+    started = time.perf_counter()
+    rows = robustness_table(lambda batch: classifier.classify(batch)[0], images, labels)
+    seconds = time.perf_counter() - started
+    print(f"\nrobustness of {run} on {len(labels)} {dataset} test images ({seconds:.1f} s):")
+    clean = rows[0]["accuracy"]
+    for row in rows:
+        change = 100 * (row["accuracy"] - clean)
+        print(f"  {row['perturbation']:<32} {100 * row['accuracy']:6.2f}%  {change:+6.2f}")
+    lines = ["| perturbation | accuracy (%) | change (points) |", "|---|---|---|"]
+    lines += [
+        f"| {r['perturbation']} | {100 * r['accuracy']:.2f} | {100 * (r['accuracy'] - clean):+.2f} |"
+        for r in rows
+    ]
+    (out / "robustness.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ae", default="/tmp/fewshot_ae", help="autoencoder run folder")
@@ -112,6 +147,17 @@ def main() -> None:
     parser.add_argument(
         "--validate", action="store_true", help="choose the head schedule on a train split"
     )
+    parser.add_argument(
+        "--on-validation",
+        action="store_true",
+        help="the table and the methods on the validation split (training images 50,000+)",
+    )
+    parser.add_argument(
+        "--robustness", metavar="RUN", help="a saved classifier's accuracy on perturbed digits"
+    )
+    parser.add_argument(
+        "--robustness-limit", type=int, default=None, help="first N test images only"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,10 +166,14 @@ def main() -> None:
     if args.validate:
         report["validation"] = validate_schedules(args.ae, 5)
     if not args.skip_table:
-        report["table"] = bench_table(args.ae, args.draws, out)
+        report["table"] = bench_table(args.ae, args.draws, out, args.on_validation)
     if not args.skip_beyond:
         methods = [m for m in args.methods.split(",") if m]
-        report["beyond"] = bench_beyond(args.ae, methods, args.beyond_draws, out)
+        report["beyond"] = bench_beyond(
+            args.ae, methods, args.beyond_draws, out, args.on_validation
+        )
+    if args.robustness:
+        report["robustness"] = bench_robustness(args.robustness, args.robustness_limit, out)
     (out / "bench_fewshot.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'bench_fewshot.json'}")
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from zspace.cli.main import main
+from zspace.data import load_dataset
 from zspace.fewshot.context import StudyContext
-from zspace.fewshot.stats import mean_ci95
+from zspace.fewshot.stats import accuracy_ci95, mean
 from zspace.fewshot.study import StudyConfig, load_context, run_study
 
 
@@ -29,22 +30,49 @@ def test_fewshot_cli_smoke(small_ae_run, mnist_dir, tmp_path, capsys):
     for result in results:
         assert set(result) == {"method", "head", "labels", "mean", "ci95", "accuracies"}
         assert len(result["accuracies"]) == 3
-        # Accuracies are fractions of the 500 test images, summarised by mean_ci95 ...
+        # Accuracies are fractions of the 500 test images, summarised by accuracy_ci95 ...
         for accuracy in result["accuracies"]:
             assert 0 <= accuracy <= 1 and abs(500 * accuracy - round(500 * accuracy)) < 1e-3
-        assert [result["mean"], *result["ci95"]] == pytest.approx(mean_ci95(result["accuracies"]))
+        assert result["mean"] == pytest.approx(mean(result["accuracies"]))
+        assert result["ci95"] == pytest.approx(list(accuracy_ci95(result["accuracies"])))
+        assert 0 <= result["ci95"][0] <= result["mean"] <= result["ci95"][1] <= 1
         # ... and every head and method is far above chance (0.1), where a broken one would sit.
         assert min(result["accuracies"]) > 0.3, result
     by_key = {(r["method"], r["head"], r["labels"]): r for r in results}
     assert by_key[("encoder+mlp", "(softmax,10)", 50)]["mean"] > 0.3  # far above chance
     assert by_key[("poisson-deskewed", "-", 50)]["mean"] > 0.6
     assert len(summary["differences"]) == 4
+    assert summary["evaluated_on"] == "test" and summary["evaluation_images"] == 500
     rows = list(csv.DictReader((out / "fewshot.csv").open()))
     assert len(rows) == len(results) and rows[0]["method"] == results[0]["method"]
     table = (out / "table.md").read_text()
     assert "| architecture | pixels+MLP | reference | encoder+MLP | reference |" in table
     assert "64.04" in table and "poisson-deskewed" in table
     assert (out / "fewshot.png").stat().st_size > 0 and (out / "learning_curve.png").is_file()
+
+
+def test_validation_split_and_too_few_draws_for_an_interval(small_ae_run, mnist_dir, tmp_path):
+    out = tmp_path / "validation"
+    args = ["fewshot", "--ae", str(small_ae_run), "--out", str(out), "--labels", "20",
+            "--draws", "2", "--limit", "3000", "--steps", "30", "--heads", "(softmax,10)",
+            "--methods", "knn-codes", "--validation", "--data-dir", str(mnist_dir),
+            "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "fewshot.json").read_text())
+    # the last sixth of the 3,000 training images is the evaluation set; the test set is unused
+    assert summary["evaluated_on"] == "validation" and summary["evaluation_images"] == 500
+    assert summary["config"]["validation"] is True
+    assert all(r["ci95"] is None for r in summary["results"] + summary["differences"])
+    table = (out / "table.md").read_text()
+    assert "Validation accuracy (%) on 500 validation images" in table and "n/a" in table
+    assert (out / "fewshot.png").stat().st_size > 0
+    config = StudyConfig(ae_run=str(small_ae_run), data_dir=str(mnist_dir), train_limit=3000,
+                         validation=True, device="cpu")  # fmt: skip
+    context = load_context(config)
+    train = load_dataset("mnist", data_dir=mnist_dir, limit=3000)
+    assert torch.equal(context.train_images, train.train_images[:2500])
+    assert torch.equal(context.test_images, train.train_images[2500:])
+    assert torch.equal(context.test_labels, train.train_labels[2500:])
 
 
 def test_both_pipelines_get_the_same_draws_and_reruns_repeat(small_ae_run, mnist_dir, monkeypatch):

@@ -10,7 +10,6 @@ from zspace.errors import ZspaceError
 from zspace.fewshot.batched import HeadModule, HeadTraining, initial_head_weights, train_heads
 from zspace.fewshot.draws import draw_labelled, draw_many
 from zspace.fewshot.heads import DEFAULT_HEADS, parse_head, parse_heads
-from zspace.fewshot.stats import mean_ci95, paired_difference
 
 
 def test_default_heads_parse_and_print_back():
@@ -105,12 +104,3 @@ def test_batched_training_equals_training_each_head_alone():
         )
         with torch.no_grad():
             assert not torch.allclose(start(test_inputs), expected, atol=1e-2)
-
-
-def test_confidence_interval_uses_t_distribution():
-    mean, low, high = mean_ci95([0.5, 0.6, 0.7])
-    assert mean == pytest.approx(0.6)
-    # t(0.975, 2) = 4.303; sd = 0.1; half width = 4.303 * 0.1 / sqrt(3)
-    assert high - mean == pytest.approx(4.303 * 0.1 / 3**0.5, rel=1e-3)
-    diff = paired_difference([0.7, 0.8], [0.6, 0.7])
-    assert diff[0] == pytest.approx(0.1) and diff[1] == pytest.approx(0.1)

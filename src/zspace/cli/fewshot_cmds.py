@@ -11,6 +11,7 @@ from zspace.cli.common import (
     learning_rate_float,
     non_negative_float,
     non_negative_int,
+    positive_float,
     positive_int,
 )
 from zspace.errors import ZspaceError
@@ -18,9 +19,9 @@ from zspace.files import output_file, save_npz
 
 
 def label_list(text: str) -> list[int]:
-    """ "50" or "10,20,50" -> [50] / [10, 20, 50]."""
+    """ "50" or "10,20,50" (or "[10,20,50]") -> [50] / [10, 20, 50]."""
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in text.strip().strip("[]").split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected label counts like 50 or 10,20,50, got {text!r}"
@@ -33,6 +34,7 @@ def label_list(text: str) -> list[int]:
 def register(subparsers) -> None:
     # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.beyond import BEST_METHOD, BEYOND_METHODS
+    from zspace.fewshot.curve import CURVE_HEAD, DEFAULT_LABELS, FIRST_DRAWS
     from zspace.fewshot.heads import NOTATION
 
     study = subparsers.add_parser(
@@ -44,13 +46,50 @@ def register(subparsers) -> None:
     draw.add_argument(
         "--labels",
         type=label_list,
-        default=[50],
+        default=None,
         help="labelled images drawn at random (default 50; a list like 10,20,50 sweeps)",
     )
     draw.add_argument(
         "--per-class", type=positive_int, default=None, help="balanced draws of K per class instead"
     )
-    study.add_argument("--draws", type=positive_int, default=20, help="repeated draws (default 20)")
+    draw.add_argument(
+        "--curve",
+        type=label_list,
+        nargs="?",
+        const=list(DEFAULT_LABELS),
+        default=None,
+        metavar="COUNTS",
+        help="learning curve over label counts (default "
+        f"{','.join(map(str, DEFAULT_LABELS))}): the encoder with {CURVE_HEAD} (or --heads) and "
+        "--methods, drawing more until every 95%% CI is narrow enough; counts that are multiples "
+        "of 10 are drawn balanced per class",
+    )
+    study.add_argument(
+        "--draws",
+        type=positive_int,
+        default=None,
+        help=f"repeated draws (default 20; with --curve the first batch, default {FIRST_DRAWS})",
+    )
+    study.add_argument(
+        "--target-halfwidth",
+        type=positive_float,
+        default=None,
+        metavar="POINTS",
+        help="--curve: draw until every 95%% CI half-width is at most this (default 0.5 points)",
+    )
+    study.add_argument(
+        "--max-draws",
+        type=positive_int,
+        default=None,
+        help="--curve: at most this many draws per label count (default 100)",
+    )
+    study.add_argument(
+        "--validation",
+        action="store_true",
+        help="evaluate on training images 50,000-59,999 (the last 1/6 with --limit) and draw "
+        "labels and unlabelled data from the rest; the test set is not used. Choose "
+        "hyperparameters this way, then report on the test set",
+    )
     study.add_argument("--seed", type=non_negative_int, default=0)
     study.add_argument(
         "--heads",
@@ -72,7 +111,10 @@ def register(subparsers) -> None:
     study.add_argument("--lr", type=learning_rate_float, default=None, help="head learning rate")
     study.add_argument("--weight-decay", type=non_negative_float, default=None)
     study.add_argument(
-        "--test-limit", type=positive_int, default=None, help="use only the first N test images"
+        "--test-limit",
+        type=positive_int,
+        default=None,
+        help="use only the first N test (or validation) images",
     )
     study.add_argument(
         "--limit", type=positive_int, default=None, help="use only the first N training images"
@@ -121,9 +163,13 @@ def run_fewshot(args) -> int:
     # Imported when this command runs: the other commands and --help do not load it.
     from zspace.fewshot.batched import HeadTraining
     from zspace.fewshot.beyond import BEYOND_METHODS
+    from zspace.fewshot.curve import CURVE_HEAD, FIRST_DRAWS, CurveConfig, run_curve
     from zspace.fewshot.heads import DEFAULT_HEADS
     from zspace.fewshot.study import ENCODER, PIXELS, StudyConfig, run_study
 
+    curve = args.curve is not None
+    if not curve and (args.target_halfwidth is not None or args.max_draws is not None):
+        raise ZspaceError("--target-halfwidth and --max-draws go with --curve")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
         methods = list(BEYOND_METHODS)
@@ -133,14 +179,15 @@ def run_fewshot(args) -> int:
         learning_rate=args.lr or defaults.learning_rate,
         weight_decay=defaults.weight_decay if args.weight_decay is None else args.weight_decay,
     )
+    pipelines = [ENCODER] if curve else [PIXELS, ENCODER]
     config = StudyConfig(
         ae_run=args.ae,
-        labels=args.labels,
+        labels=args.labels or [50],
         per_class=args.per_class,
-        draws=args.draws,
+        draws=args.draws or (FIRST_DRAWS if curve else 20),
         seed=args.seed,
-        heads=args.heads or list(DEFAULT_HEADS),
-        pipelines=[] if args.no_heads else [PIXELS, ENCODER],
+        heads=args.heads or ([CURVE_HEAD] if curve else list(DEFAULT_HEADS)),
+        pipelines=[] if args.no_heads else pipelines,
         finetune=args.finetune and not args.no_heads,
         methods=methods,
         head_training=training,
@@ -148,12 +195,21 @@ def run_fewshot(args) -> int:
         data_dir=args.data_dir,
         train_limit=args.limit,
         test_limit=args.test_limit,
+        validation=args.validation,
         device=args.device,
     )
-    summary = run_study(config, out=args.out)
-    print(
-        f"wrote table.md, fewshot.json, fewshot.csv and plots to {args.out} ({summary['timings']['total']:.1f} s)"
-    )
+    if curve:
+        curve_config = CurveConfig(config, labels=args.curve)
+        if args.target_halfwidth is not None:
+            curve_config.target_halfwidth_points = args.target_halfwidth
+        if args.max_draws is not None:
+            curve_config.max_draws = args.max_draws
+        summary = run_curve(curve_config, out=args.out)
+        written = "table.md, fewshot.json, fewshot.csv and learning_curve.png"
+    else:
+        summary = run_study(config, out=args.out)
+        written = "table.md, fewshot.json, fewshot.csv and plots"
+    print(f"wrote {written} to {args.out} ({summary['timings']['total']:.1f} s)")
     return 0
 
 

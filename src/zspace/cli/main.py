@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "zspace.cli.data_cmd",
     "zspace.cli.autoencoder_cmds",
     "zspace.cli.fewshot_cmds",
+    "zspace.cli.cluster_cmds",
     "zspace.cli.evaluate_cmds",
     "zspace.cli.gan_cmds",
     "zspace.cli.flow_cmds",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from zspace.fewshot.cluster import cluster_then_label
 from zspace.fewshot.context import StudyContext
 from zspace.fewshot.graph import (
     label_spreading,
@@ -105,6 +106,11 @@ BEYOND_METHODS: dict[str, BeyondMethod] = {
             "selftrain-cnn",
             "CNN self-trained with augmentation on Poisson pseudo-labels of the HOG graph",
             self_training_predict,
+        ),
+        BeyondMethod(
+            "cluster-then-label",
+            "spectral clusters of the HOG graph, each named by the labelled images in it",
+            cluster_then_label,
         ),
     )
 }

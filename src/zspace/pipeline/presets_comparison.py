@@ -20,7 +20,7 @@ import torch
 from zspace.data import load_dataset
 from zspace.data.registry import DEFAULT_DATASET
 from zspace.errors import ZspaceError
-from zspace.fewshot.report import REFERENCE_LABELS
+from zspace.fewshot.report import REFERENCE_LABELS, interval_text
 from zspace.fewshot.study import ENCODER, StudyConfig, run_study
 from zspace.memory import release_memory
 from zspace.models.encoders import AutoencoderConfig
@@ -173,8 +173,7 @@ def fewshot_cell(row: dict) -> str:
     result = row.get("fewshot")
     if result is None:
         return "–"
-    low, high = result["ci95"]
-    return f"{100 * result['mean']:.1f}% ± {100 * (high - low) / 2:.1f}"
+    return f"{100 * result['mean']:.1f}% {interval_text(result['ci95'], digits=1)}"
 
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:

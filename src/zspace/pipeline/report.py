@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from zspace.checkpoint import atomic_write_text
+from zspace.fewshot.report import interval_text
 from zspace.files import save_json
 from zspace.pipeline.config import StudyConfig
 from zspace.pipeline.document import Document
@@ -67,8 +68,7 @@ def fewshot_reading(labels: int, draws: int, encoder: dict, pixels: dict, best: 
         f"on the frozen encoder's codes reaches {100 * encoder['mean']:.1f}% against "
         f"{100 * pixels['mean']:.1f}% for the best head on raw pixels (the reference study: "
         "73% and 65%, one run each). Using the unlabelled training images as well, "
-        f"`{best['method']}` reaches {100 * best['mean']:.2f}% "
-        f"[{100 * best['ci95'][0]:.2f}, {100 * best['ci95'][1]:.2f}]."
+        f"`{best['method']}` reaches {100 * best['mean']:.2f}% {interval_text(best['ci95'])}."
     )
 
 
@@ -123,7 +123,7 @@ def _presets_section(doc: Document, summary: dict) -> None:
         "2-D sinusoidal position encodings by row and column and runs self-attention; "
         "`transformer-nopos` is the same network without them, so its encoder cannot tell where "
         "a patch sits. The last column is encoder+MLP with the head "
-        f"`{summary['head']}` on {summary['labels']} labels, mean ± 95% CI half-width over "
+        f"`{summary['head']}` on {summary['labels']} labels, mean [95% CI] over "
         f"{summary['draws']} draws."
     )
     doc.table(*table_rows(summary["rows"]))
