@@ -11,6 +11,8 @@ from zspace.cli.common import (
     add_training_arguments,
     latent_dim_int,
     learning_rate_float,
+    non_negative_float,
+    positive_float,
     positive_int,
     with_settings,
 )
@@ -23,6 +25,7 @@ from zspace.models.images import to_float_images
 from zspace.models.presets import (
     DEFAULT_AE_PRESET,
     ae_config_for_preset,
+    ae_training_defaults,
     is_transformer_preset,
     transformer_config,
 )
@@ -45,6 +48,16 @@ def register(subparsers) -> None:
     train.add_argument("--batch-size", type=positive_int, default=None)
     train.add_argument("--lr", type=learning_rate_float, default=None)
     train.add_argument("--loss", choices=["bce", "mse"], default=None)
+    train.add_argument(
+        "--contrastive-weight",
+        type=non_negative_float,
+        default=None,
+        help="weight of a contrastive term between the codes of two augmented views "
+        "(default 0; 0.1 for the conv-contrastive preset)",
+    )
+    train.add_argument(
+        "--contrastive-temperature", type=positive_float, default=None, help="NT-Xent temperature"
+    )
     train.add_argument(
         "--positional",
         choices=POSITIONAL_KINDS,
@@ -85,6 +98,8 @@ def _resume_configs(args):
         batch_size=args.batch_size,
         learning_rate=args.lr,
         loss=args.loss,
+        contrastive_weight=args.contrastive_weight,
+        contrastive_temperature=args.contrastive_temperature,
         epochs=args.epochs,  # may extend a finished run
     )
     return model_config, training
@@ -103,15 +118,18 @@ def run_train(args) -> int:
             model_config = transformer_config(preset, latent_dim, positional=args.positional)
         else:
             raise ZspaceError(f"--positional applies to transformer presets only, not {preset!r}")
-        defaults = AETrainingConfig()
-        training = AETrainingConfig(
-            dataset=args.dataset or defaults.dataset,
+        defaults = AETrainingConfig(**ae_training_defaults(preset))
+        training = with_settings(
+            defaults,
+            dataset=args.dataset,
             limit=args.limit,
-            epochs=args.epochs or defaults.epochs,
-            batch_size=args.batch_size or defaults.batch_size,
-            learning_rate=args.lr or defaults.learning_rate,
-            loss=args.loss or defaults.loss,
-            seed=defaults.seed if args.seed is None else args.seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            loss=args.loss,
+            seed=args.seed,
+            contrastive_weight=args.contrastive_weight,
+            contrastive_temperature=args.contrastive_temperature,
         )
     train_autoencoder(
         args.out,

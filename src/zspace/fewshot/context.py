@@ -19,6 +19,9 @@ from zspace.models.autoencoder import Autoencoder
 
 GRAPH_NEIGHBOURS = 10  # k of the kNN graphs (purity falls and cost rises with larger k)
 PCA_DIMS = 50  # deskewed pixels are compared in their first 50 principal components
+# Gradient histograms keep more: on the training images, Poisson pseudo-labels from 5 labels
+# per class are 98.5% right with 100 components against 98.3% with 50 (1 per class: 97.9/97.7).
+HOG_PCA_DIMS = 100
 
 
 @dataclass
@@ -65,7 +68,11 @@ class StudyContext:
         if name == "hog-pca":
             return self.cached(
                 "hog-pca",
-                lambda: self._pca("hog-pca", *(gradient_histograms(x) for x in self.deskewed())),
+                lambda: self._pca(
+                    "hog-pca",
+                    *(gradient_histograms(x) for x in self.deskewed()),
+                    dims=HOG_PCA_DIMS,
+                ),
             )
         raise KeyError(name)
 
@@ -79,16 +86,18 @@ class StudyContext:
         self.timings["deskewed"] = self.timings.get("deskewed", 0.0) + time.perf_counter() - started
         return images
 
-    def _pca(self, name: str, train: torch.Tensor, test: torch.Tensor) -> FeatureSet:
-        """Project both onto the first PCA_DIMS principal components of the training rows."""
+    def _pca(
+        self, name: str, train: torch.Tensor, test: torch.Tensor, dims: int = PCA_DIMS
+    ) -> FeatureSet:
+        """Project both onto the first `dims` principal components of the training rows."""
         train, test = train.flatten(1), test.flatten(1)
         mean = train.mean(0, keepdim=True)
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)  # pca_lowrank is randomised
-        _, _, components = torch.pca_lowrank(train - mean, q=PCA_DIMS, center=False, niter=4)
+        _, _, components = torch.pca_lowrank(train - mean, q=dims, center=False, niter=4)
         torch.random.set_rng_state(generator_state)
         # Kept unscaled: Euclidean distances in PCA space approximate the original distances.
-        ones = torch.ones_like(mean[:, :PCA_DIMS])
+        ones = torch.ones_like(mean[:, :dims])
         return FeatureSet(
             name, (train - mean) @ components, (test - mean) @ components, ones * 0, ones
         )

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-ORIENTATIONS = 8  # signed orientation bins over the full circle
+# Signed orientation bins over the full circle. 12 rather than 8: Poisson pseudo-labels of the
+# training images from 1 label per class are 97.7% right against 96.9% (5 per class: 98.3/98.1).
+ORIENTATIONS = 12
 CELL = 8  # pooling window (pixels) ...
 STRIDE = 4  # ... moved by half its size: 6 x 6 overlapping cells on a 28x28 image
 
@@ -19,7 +21,7 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def gradient_histograms(images: torch.Tensor, batch_size: int = 2_000) -> torch.Tensor:
-    """float (N, 1, 28, 28) images -> (N, 6*6*8) square-rooted orientation histograms."""
+    """float (N, 1, 28, 28) images -> (N, 6*6*ORIENTATIONS) square-rooted orientation histograms."""
     chunks = [
         _histograms(images[start : start + batch_size])
         for start in range(0, len(images), batch_size)

@@ -19,10 +19,11 @@ from zspace.data import load_dataset
 from zspace.device import resolve_device
 from zspace.errors import ZspaceError
 from zspace.fewshot.classify import save_classifier
-from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig, random_affine
+from zspace.fewshot.cnn import DigitCNN, DigitCNNConfig
 from zspace.fewshot.context import StudyContext
 from zspace.fewshot.draws import draw_labelled
 from zspace.fewshot.graph import poisson_learning
+from zspace.models.augment import random_affine
 from zspace.runs import CLASSIFIER, RunDir, check_claimable
 from zspace.training.cards import Command, run_environment, setting_differences, write_card
 from zspace.training.classifier import train_classifier

@@ -41,6 +41,9 @@ AE_PRESETS: dict[str, tuple[type[nn.Module], type[nn.Module], dict]] = {
     "mlp-wide": (MLPEncoder, MLPDecoder, {"hidden_dims": [1024, 512]}),
     "conv": (ConvEncoder, ConvDecoder, {"channels": [24, 48]}),
     "conv-wide": (ConvEncoder, ConvDecoder, {"channels": [32, 64]}),
+    # The conv network, trained with a contrastive term so that its codes carry the classes
+    # (AE_TRAINING_DEFAULTS below; issue 16's label-free preset).
+    "conv-contrastive": (ConvEncoder, ConvDecoder, {"channels": [24, 48]}),
     **{
         # The transformer presets share the conv decoder (unless their options say otherwise),
         # so that preset comparisons differ in the encoder only.
@@ -53,6 +56,19 @@ AE_PRESETS: dict[str, tuple[type[nn.Module], type[nn.Module], dict]] = {
     },
 }
 DEFAULT_AE_PRESET = "conv"
+# Training settings a preset changes (AETrainingConfig fields); flags given still win.
+AE_TRAINING_DEFAULTS: dict[str, dict] = {
+    "conv-contrastive": {
+        "contrastive_weight": 0.1,
+        "contrastive_temperature": 0.3,
+        "batch_size": 256,
+    },
+}
+
+
+def ae_training_defaults(name: str) -> dict:
+    """The training settings preset `name` changes from AETrainingConfig's defaults."""
+    return dict(AE_TRAINING_DEFAULTS.get(name, {}))
 
 
 def ae_config_for_preset(name: str, latent_dim: int = 64, **overrides) -> AutoencoderConfig:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from zspace import config_checks as check
 from zspace.data import load_dataset
@@ -21,6 +22,7 @@ from zspace.distributed import (
 )
 from zspace.errors import ZspaceError
 from zspace.figures import save_grid, save_line_plot
+from zspace.models.augment import random_affine
 from zspace.models.autoencoder import Autoencoder
 from zspace.models.encoders import AutoencoderConfig
 from zspace.models.images import to_float_images
@@ -38,6 +40,9 @@ from zspace.training.loop import (
 )
 
 LOSSES = ("bce", "mse")
+# How far the contrastive term's views differ: up to 14 degrees of rotation, 15% of scale and
+# 2 pixels of shift (wider than the self-trained classifier's, so the codes learn more invariance).
+CONTRASTIVE_VIEWS = {"max_rotation": 0.25, "max_scale": 0.15, "max_shift": 2.0}
 # The command-line flag of each setting that has one, for resume messages.
 RESUME_FLAGS = {
     "model.preset": "--preset",
@@ -49,6 +54,8 @@ RESUME_FLAGS = {
     "training.batch_size": "--batch-size",
     "training.learning_rate": "--lr",
     "training.loss": "--loss",
+    "training.contrastive_weight": "--contrastive-weight",
+    "training.contrastive_temperature": "--contrastive-temperature",
 }
 
 
@@ -63,6 +70,10 @@ class AETrainingConfig:
     learning_rate: float = 3e-3
     loss: str = "bce"  # bce trains faster to a low pixel MSE than mse itself
     seed: int = 0
+    # Weight of a contrastive term (NT-Xent) between the codes of two randomly rotated, scaled
+    # and shifted views of each image; 0 trains for reconstruction alone.
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.3
 
     def __post_init__(self):
         self.validate()
@@ -76,6 +87,16 @@ class AETrainingConfig:
         check.learning_rate("learning_rate (--lr)", self.learning_rate)
         check.choice("loss (--loss)", self.loss, LOSSES)
         check.whole_number("seed (--seed)", self.seed, 0, check.MAX_SEED)
+        check.real_number(
+            "contrastive_weight (--contrastive-weight)", self.contrastive_weight, 0.0, 100.0
+        )
+        check.real_number(
+            "contrastive_temperature (--contrastive-temperature)",
+            self.contrastive_temperature,
+            0.0,
+            10.0,
+            include_low=False,
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> AETrainingConfig:
@@ -107,6 +128,31 @@ def reconstruction_loss(reconstructions, images, loss: str) -> torch.Tensor:
     if loss == "bce":
         return F.binary_cross_entropy(reconstructions, images)
     return F.mse_loss(reconstructions, images)
+
+
+def contrastive_loss(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (SimCLR, Chen et al. 2020) on codes (B, D) of two views of the same B images:
+    each code must pick its partner view's code out of the other 2B - 1 by cosine similarity."""
+    codes = F.normalize(torch.cat([first, second]), dim=1)
+    similarity = codes @ codes.T / temperature
+    similarity.fill_diagonal_(float("-inf"))  # a code is not its own partner
+    count = len(first)
+    partner = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(codes.device)
+    return F.cross_entropy(similarity, partner)
+
+
+class TwoViewAutoencoder(nn.Module):
+    """The autoencoder's forward pass for the contrastive term, as one module so that a
+    distributed wrapper sees (and synchronises) every use of the weights: the reconstruction
+    of the clean images and the codes of two augmented views."""
+
+    def __init__(self, model: Autoencoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, first_view, second_view):
+        codes = self.model.encode(torch.cat([first_view, second_view]))
+        return self.model(images), *codes.chunk(2)
 
 
 @torch.no_grad()
@@ -194,6 +240,9 @@ def command_for_run(run: RunDir, config: dict) -> Command:
         args += ["--limit", training.limit]
     args += ["--epochs", training.epochs, "--batch-size", training.batch_size]
     args += ["--lr", repr(training.learning_rate), "--loss", training.loss]
+    if training.contrastive_weight > 0:
+        args += ["--contrastive-weight", repr(training.contrastive_weight)]
+        args += ["--contrastive-temperature", repr(training.contrastive_temperature)]
     args += ["--seed", training.seed, "--out", run.path]
     # Every training setting has a flag; what the flags rebuild is compared with the saved
     # config, so a setting zspace does not know (or an architecture set by hand) shows up.
@@ -212,7 +261,9 @@ class AutoencoderTrainer:
         self.progress = progress and context.is_main
         torch.manual_seed(training.seed)  # same initial weights on every rank
         self.model = Autoencoder(model_config).to(device)
-        self.trainable = wrap_for_training(self.model, context)
+        self.contrastive = training.contrastive_weight > 0
+        forward = TwoViewAutoencoder(self.model) if self.contrastive else self.model
+        self.trainable = wrap_for_training(forward, context)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training.learning_rate)
         # Hold the training images on the device once as floats and batch by index.
         self.train_images = to_float_images(dataset.train_images.to(device))
@@ -237,12 +288,16 @@ class AutoencoderTrainer:
         )
         description = f"epoch {epoch}/{training.epochs}"
         bar = progress_bar(batches, self.steps_per_epoch, description, self.progress)
+        # Augmentations drawn on the CPU from (seed, epoch, rank): a resumed epoch repeats them.
+        views = torch.Generator().manual_seed(
+            (training.seed * 10_007 + epoch) * 1_009 + context.rank
+        )
         for step_in_epoch, indices in enumerate(bar):
             step = (epoch - 1) * self.steps_per_epoch + step_in_epoch
             rate = one_cycle_lr(step, total_steps, training.learning_rate)
             set_learning_rate(self.optimizer, rate)
             images = self.train_images[shard_of_batch(indices, context)]
-            loss = reconstruction_loss(self.trainable(images), images, training.loss)
+            loss = self.loss(images, views)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -254,6 +309,19 @@ class AutoencoderTrainer:
             "train_loss": all_reduce_mean(loss_sum / count, context, self.device),
             "test_mse": reconstruction_mse(self.model, self.test_images),
         }
+
+    def loss(self, images: torch.Tensor, views: torch.Generator) -> torch.Tensor:
+        training = self.training
+        if not self.contrastive:
+            return reconstruction_loss(self.trainable(images), images, training.loss)
+        first = random_affine(images, views, **CONTRASTIVE_VIEWS)
+        second = random_affine(images, views, **CONTRASTIVE_VIEWS)
+        reconstructions, first_codes, second_codes = self.trainable(images, first, second)
+        return reconstruction_loss(
+            reconstructions, images, training.loss
+        ) + training.contrastive_weight * contrastive_loss(
+            first_codes, second_codes, training.contrastive_temperature
+        )
 
 
 def write_autoencoder_figures(run: RunDir, model: Autoencoder, test_images, metrics) -> None:
