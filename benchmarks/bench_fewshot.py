@@ -25,7 +25,9 @@ import torch
 from zspace.data import load_dataset
 from zspace.fewshot.batched import HeadTraining
 from zspace.fewshot.classify import load_classifier
+from zspace.fewshot.cluster_report import ClusterConfig, run_clustering
 from zspace.fewshot.draws import draw_many
+from zspace.fewshot.graph import vote_from_neighbours
 from zspace.fewshot.heads import DEFAULT_HEADS, parse_heads
 from zspace.fewshot.report import interval_text
 from zspace.fewshot.robustness import robustness_table
@@ -37,6 +39,8 @@ from zspace.fewshot.study import (
     load_context,
     run_study,
 )
+from zspace.runs import RunDir
+from zspace.training.loop import training_seconds
 
 
 def bench_table(ae: str, draws: int, out: Path, validation: bool) -> dict:
@@ -76,6 +80,112 @@ def bench_beyond(ae: str, methods: list[str], draws: int, out: Path, validation:
             f"per draw: {' '.join(f'{100 * a:.2f}' for a in result['accuracies'])}"
         )
     return {"seconds": seconds, "timings": summary["timings"], "results": summary["results"]}
+
+
+# Issue 16's targets: goal -> (what is measured, threshold).
+GOALS = {
+    "50 labels (5 per class, 10 draws), best method": 0.993,
+    "10 labels (1 per class, 20 draws), mean": 0.985,
+    "10 labels (1 per class, 20 draws), worst draw": 0.95,
+    "20 labels (2 per class, 10 draws), mean": 0.99,
+    "label-free preset, best code-only method at 50 labels": 0.985,
+    "clustering without labels (N2D: 97.9%)": 0.979,
+}
+BEST_METHODS = ["poisson-hog", "cluster-then-label"]
+CODE_ONLY_METHODS = ["poisson-codes", "spreading-codes"]
+
+
+def _methods_study(ae, per_class, draws, methods, out, context=None) -> tuple[dict, float]:
+    config = StudyConfig(
+        ae_run=ae, per_class=per_class, draws=draws, pipelines=[], methods=methods, device="cpu"
+    )
+    started = time.perf_counter()
+    summary = run_study(config, out=out, context=context, log=lambda line: None)
+    return summary, time.perf_counter() - started
+
+
+def _best(summary: dict) -> dict:
+    return max(summary["results"], key=lambda result: result["mean"])
+
+
+def _print_results(title: str, summary: dict, seconds: float) -> None:
+    print(f"\n{title} ({seconds:.0f} s in all, shared preparation included):")
+    for result in summary["results"]:
+        t = summary["timings"].get(f"method:{result['method']}", float("nan"))
+        accuracies = [100 * a for a in result["accuracies"]]
+        print(
+            f"  {result['method']:<20} {100 * result['mean']:.2f}% "
+            f"{interval_text(result['ci95'])}  worst {min(accuracies):.2f}  {t:.0f} s"
+        )
+
+
+def vote_ceiling(context, feature_name: str) -> float:
+    """Test accuracy of the neighbour vote when every training node holds its true label: no
+    method that labels the graph's nodes and classifies by that vote can do better."""
+    truth = torch.nn.functional.one_hot(context.train_labels, 10).float()
+    predicted = vote_from_neighbours(*context.test_neighbours(feature_name), truth)
+    return (predicted.cpu() == context.test_labels).float().mean().item()
+
+
+def bench_goals(ae: str, label_free_ae: str | None, out: Path) -> dict:
+    """Goals 1-4 of issue 16 on the test set, each with its time (a fresh study first, so the
+    50-label time includes building the features and graphs)."""
+    figures, report = {}, {}
+    summary, seconds = _methods_study(ae, 5, 10, BEST_METHODS, out / "goal1")
+    _print_results("goal 1: 5 labels per class, 10 draws", summary, seconds)
+    best = _best(summary)
+    figures["50 labels (5 per class, 10 draws), best method"] = best["mean"]
+    report["goal1"] = {"results": summary["results"], "seconds": seconds, "best": best["method"]}
+    context = load_context(StudyConfig(ae_run=ae, device="cpu"))
+    ceiling = vote_ceiling(context, "hog-pca")
+    print(
+        f"  ceiling: the HOG graph's neighbour vote with all 60,000 true labels: {100 * ceiling:.2f}%"
+    )
+    report["goal1"]["ceiling"] = ceiling
+    for per_class, draws, key in ((1, 20, "10 labels"), (2, 10, "20 labels")):
+        summary, seconds = _methods_study(
+            ae, per_class, draws, BEST_METHODS, out / f"goal2-{per_class}", context
+        )
+        _print_results(f"goal 2: {per_class} label(s) per class, {draws} draws", summary, seconds)
+        best = _best(summary)
+        report[f"goal2-{per_class}"] = {"results": summary["results"], "seconds": seconds}
+        figures[f"{key} ({per_class} per class, {draws} draws), mean"] = best["mean"]
+        if per_class == 1:
+            figures["10 labels (1 per class, 20 draws), worst draw"] = min(best["accuracies"])
+    if label_free_ae:
+        summary, seconds = _methods_study(label_free_ae, 5, 10, CODE_ONLY_METHODS, out / "goal3")
+        _print_results(f"goal 3: codes of {label_free_ae}, 5 per class", summary, seconds)
+        metrics = RunDir(label_free_ae).read_metrics()
+        preset = {
+            "test_mse": metrics[-1]["test_mse"],
+            "train_seconds": training_seconds(label_free_ae),
+        }
+        print(
+            f"  preset: test MSE {preset['test_mse']:.5f} (target <= 0.006), "
+            f"trained in {preset['train_seconds']:.0f} s (target <= 180)"
+        )
+        figures["label-free preset, best code-only method at 50 labels"] = _best(summary)["mean"]
+        report["goal3"] = {"results": summary["results"], **preset}
+    clustering = run_clustering(
+        ClusterConfig(ae_run=ae, device="cpu"), out / "goal4", log=lambda line: None
+    )
+    print(
+        f"\ngoal 4: spectral clusters of the HOG graph: test accuracy "
+        f"{100 * clustering['test']['accuracy']:.2f}% NMI {clustering['test']['nmi']:.3f} "
+        f"(train {100 * clustering['train']['accuracy']:.2f}% NMI {clustering['train']['nmi']:.3f}), "
+        f"{clustering['seconds']:.0f} s"
+    )
+    figures["clustering without labels (N2D: 97.9%)"] = clustering["train"]["accuracy"]
+    report["goal4"] = {key: clustering[key] for key in ("train", "test", "seconds")}
+    print("\ntargets:")
+    for goal, threshold in GOALS.items():
+        if goal in figures:
+            verdict = "met" if figures[goal] >= threshold else "NOT met"
+            print(
+                f"  {goal}: {100 * figures[goal]:.2f}% (target >= {100 * threshold:.1f}%) {verdict}"
+            )
+    report["figures"] = figures
+    return report
 
 
 def validate_schedules(ae: str, draws: int) -> list[dict]:
@@ -153,6 +263,14 @@ def main() -> None:
         help="the table and the methods on the validation split (training images 50,000+)",
     )
     parser.add_argument(
+        "--goals", action="store_true", help="issue 16's goals 1-4 on the test set, with times"
+    )
+    parser.add_argument(
+        "--label-free-ae",
+        metavar="RUN",
+        help="with --goals: an autoencoder of the conv-contrastive preset (goal 3)",
+    )
+    parser.add_argument(
         "--robustness", metavar="RUN", help="a saved classifier's accuracy on perturbed digits"
     )
     parser.add_argument(
@@ -172,6 +290,8 @@ def main() -> None:
         report["beyond"] = bench_beyond(
             args.ae, methods, args.beyond_draws, out, args.on_validation
         )
+    if args.goals:
+        report["goals"] = bench_goals(args.ae, args.label_free_ae, out)
     if args.robustness:
         report["robustness"] = bench_robustness(args.robustness, args.robustness_limit, out)
     (out / "bench_fewshot.json").write_text(json.dumps(report, indent=2))

@@ -4,9 +4,9 @@
     from zspace.fewshot.curve import CurveConfig, run_curve
     summary = run_curve(CurveConfig(curve_study("runs/ae")), out="runs/curve")
 
-At each label count the draws come in batches: `study.draws` first, then as many more as the
-widest interval asks for (a half-width shrinks as 1/sqrt(draws)), until every cell's 95%
-half-width is at most the target or `max_draws` is reached. Draw r of a count is always draw
+At each label count each cell's draws come in batches: `study.draws` first, then as many more
+as its interval asks for (a half-width shrinks as 1/sqrt(draws)), until its 95% half-width is
+at most the target or `max_draws` is reached. Draw r of a count is always draw
 number r of zspace.fewshot.draws (same seed), and its heads start from the same weights, so more
 draws extend a point's draws and never replace them.
 
@@ -112,6 +112,38 @@ def next_total(done: int, half_widths: list, target: float, max_draws: int, batc
     return min(max_draws, max(done + max(1, batch // 2), needed))
 
 
+def _adaptive_point(cell, count: int, context, config: CurveConfig, timings: dict, log) -> dict:
+    """One cell at one label count, drawn in batches until its half-width reaches the target
+    (or max_draws). Each cell stops on its own: a method with a small spread is not redrawn for
+    the sake of one with a large spread, and every cell's draws are the first ones of the
+    count, so cells stay paired draw by draw on their common draws."""
+    study, target = config.study, config.target_halfwidth_points / 100
+    measured: list[float] = []
+    done, total = 0, study.draws
+    while True:
+        draws = curve_draws(context.train_labels, count, done, total, study.seed)
+        tick = time.perf_counter()
+        measured += cell.measure(draws, done)
+        timings[cell.timing_key] = timings.get(cell.timing_key, 0.0) + time.perf_counter() - tick
+        done = total
+        width = half_width(accuracy_ci95(measured))
+        if (width is not None and width <= target) or done >= config.max_draws:
+            break
+        total = next_total(done, [width], target, config.max_draws, study.draws)
+        shown = "n/a" if width is None else f"{100 * width:.2f}"
+        log(
+            f"{count:>5} labels  {cell.method}: {done} draws, half-width {shown} points; now {total}"
+        )
+    point = summarise(cell.method, cell.head, count, measured)
+    point.update(
+        draw_rule=draw_rule_text(count),
+        draws=done,
+        half_width=width,
+        target_reached=width is not None and width <= target,
+    )
+    return point
+
+
 def run_curve(
     config: CurveConfig,
     out: str | Path | None = None,
@@ -135,38 +167,14 @@ def run_curve(
     context = context if context is not None else load_context(study, progress)
     timings: dict[str, float] = {"load": time.perf_counter() - started}
     cells = study_cells(study, context)
-    target = config.target_halfwidth_points / 100
     points = []
     for count in config.labels:
-        accuracies: list[list[float]] = [[] for _ in cells]
-        done, total = 0, study.draws
-        while True:
-            draws = curve_draws(context.train_labels, count, done, total, study.seed)
-            for cell, measured in zip(cells, accuracies):
-                tick = time.perf_counter()
-                measured += cell.measure(draws, done)
-                timings[cell.timing_key] = timings.get(cell.timing_key, 0.0) + (
-                    time.perf_counter() - tick
-                )
-            done = total
-            widths = [half_width(accuracy_ci95(measured)) for measured in accuracies]
-            if all(w is not None and w <= target for w in widths) or done >= config.max_draws:
-                break
-            total = next_total(done, widths, target, config.max_draws, study.draws)
-            widest = "n/a" if None in widths else f"{100 * max(widths):.2f}"
-            log(f"{count:>5} labels: {done} draws, widest half-width {widest} points; now {total}")
-        for cell, measured, width in zip(cells, accuracies, widths):
-            point = summarise(cell.method, cell.head, count, measured)
-            point.update(
-                draw_rule=draw_rule_text(count),
-                draws=done,
-                half_width=width,
-                target_reached=width is not None and width <= target,
-            )
+        for cell in cells:
+            point = _adaptive_point(cell, count, context, config, timings, log)
             points.append(point)
             log(
                 f"{count:>5} labels  {cell.method:<20} {cell.head:<28} {point['mean']:.4f} "
-                f"{interval_text(point['ci95'], scale=1, digits=4)}  {done} draws"
+                f"{interval_text(point['ci95'], scale=1, digits=4)}  {point['draws']} draws"
             )
     timings["total"] = time.perf_counter() - started
     timings.update({f"prepare:{k}": v for k, v in context.timings.items()})

@@ -87,7 +87,8 @@ class FewshotSettings:
     label_sweep: list[int] = field(default_factory=lambda: [10, 20, 50, 100, 500, 1000])
     sweep_draws: int = 5
     sweep_head: str = REFERENCE_HEAD
-    sweep_methods: list[str] = field(default_factory=lambda: ["poisson-codes"])
+    # The learning curve: the best method, the best code-only method (and the sweep head).
+    sweep_methods: list[str] = field(default_factory=lambda: ["poisson-hog", "poisson-codes"])
     test_limit: int | None = None  # classify only the first N test images (quick runs)
 
 
