@@ -120,3 +120,9 @@ def test_an_empty_cluster_is_named_by_its_tie_scores():
     labelled, labels = torch.tensor([0, 1]), torch.tensor([1, 1])
     tie_scores = torch.tensor([[0.1, 0.9, 0.0], [0.2, 0.0, 0.7], [0.8, 0.1, 0.1]])
     assert name_clusters(assignments, labelled, labels, tie_scores, classes=3).tolist() == [1, 2, 0]
+
+
+def test_cluster_then_label_is_a_fewshot_method():
+    from zspace.fewshot.beyond import BEYOND_METHODS
+
+    assert BEYOND_METHODS["cluster-then-label"].predict is cluster_then_label

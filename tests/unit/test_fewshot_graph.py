@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from zspace.fewshot.graph import affinity_matrix, nearest_neighbours, poisson_learning
-from zspace.fewshot.hog import gradient_histograms
+from zspace.fewshot.hog import ORIENTATIONS, gradient_histograms
 
 
 def test_nearest_neighbours_match_brute_force_across_chunks():
@@ -41,5 +41,5 @@ def test_poisson_learning_labels_two_separated_clusters():
 def test_gradient_histograms_do_not_depend_on_the_batch_size():
     images = torch.rand(25, 1, 28, 28, generator=torch.Generator().manual_seed(3))
     whole = gradient_histograms(images, batch_size=100)
-    assert whole.shape == (25, 6 * 6 * 8) and (whole >= 0).all()
+    assert whole.shape == (25, 6 * 6 * ORIENTATIONS) and (whole >= 0).all()
     assert torch.allclose(gradient_histograms(images, batch_size=4), whole)
