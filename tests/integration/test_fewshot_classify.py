@@ -154,3 +154,19 @@ def test_classify_batch_mode_writes_predictions_and_the_accuracy(
     assert (
         "zspace did not write it" in capsys.readouterr().err and mine.read_bytes() == b"my own file"
     )
+
+
+def test_one_label_per_class_learns_from_the_clusters(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    arguments = ["train-classifier", "--out", str(out), "--per-class", "1", "--limit", "2000"]
+    arguments += ["--epochs", "1", "--data-dir", str(mnist_dir), "--device", "cpu"]
+    assert main(arguments) == 0
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["labels_from"] == "cluster-then-label" and training["per_class"] == 1
+    # The clusters of 2,000 digits name most test digits right even from ten labels.
+    assert training["test_accuracy"] > 0.6
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["train-classifier", "--out", str(tmp_path / "other"), "--labels-from", "votes"])
+    assert stopped.value.code == 2 and "votes" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

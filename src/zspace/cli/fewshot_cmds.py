@@ -129,6 +129,13 @@ def register(subparsers) -> None:
     )
     train.add_argument("--out", required=True, help="classifier run folder to create")
     train.add_argument(
+        "--labels-from",
+        choices=["poisson-hog", "cluster-then-label"],
+        default=None,
+        help="the method that labels every training image for the CNN (default: "
+        "cluster-then-label with --per-class 1, poisson-hog otherwise)",
+    )
+    train.add_argument(
         "--per-class", type=positive_int, default=5, help="labels per class (default 5)"
     )
     train.add_argument(
@@ -224,6 +231,7 @@ def run_train_classifier(args) -> int:
     config = SelfTrainingConfig(epochs=args.epochs or CLASSIFIER_EPOCHS)
     report = train_and_save_classifier(
         args.out,
+        labels_from=args.labels_from,
         per_class=args.per_class,
         seed=args.seed,
         config=config,

@@ -247,23 +247,32 @@ def name_clusters(
     return names
 
 
-def cluster_then_label(
+def cluster_node_labels(
     context: StudyContext, labelled: torch.Tensor, classes: int = 10
 ) -> torch.Tensor:
-    """Test labels (N_test,) from a few labelled training images (1 per class suffices): cluster
-    the training graph into `classes` clusters without labels, name each cluster with a class
-    (`name_clusters`, ties broken by the cluster's mean Poisson-learning scores on the same
-    graph), label every training node with its cluster's class, and classify each test image by
-    the vote of its nearest training nodes."""
-    feature_name = CLUSTER_FEATURES
-    affinity = clustering_graph(context, feature_name)
+    """The class (N_train,) of every training node from a few labelled training images
+    (1 per class suffices): cluster the training graph into `classes` clusters without
+    labels, name each cluster with a class (`name_clusters`, ties broken by the cluster's mean
+    Poisson-learning scores on the same graph), and give every node its cluster's class."""
+    affinity = clustering_graph(context, CLUSTER_FEATURES)
     device = affinity.values().device
-    assignments = cluster_training_images(context, feature_name, classes, context.seed).to(device)
+    assignments = cluster_training_images(context, CLUSTER_FEATURES, classes, context.seed)
+    assignments = assignments.to(device)
     labelled = labelled.to(device)
     labels = context.train_labels.to(device)[labelled]
     poisson = poisson_learning(affinity, labelled, labels, classes)  # (N, classes)
     members = torch.bincount(assignments, minlength=classes).clamp_min(1).unsqueeze(1)
     mean_scores = torch.zeros(classes, classes, device=device).index_add_(0, assignments, poisson)
     names = name_clusters(assignments, labelled, labels, mean_scores / members, classes)
-    train_classes = torch.nn.functional.one_hot(names.to(device)[assignments], classes)
-    return vote_from_neighbours(*context.test_neighbours(feature_name), train_classes.float())
+    return names.to(device)[assignments]
+
+
+def cluster_then_label(
+    context: StudyContext, labelled: torch.Tensor, classes: int = 10
+) -> torch.Tensor:
+    """Test labels (N_test,): every training node labelled by `cluster_node_labels`, each
+    test image by the vote of its nearest training nodes."""
+    train_classes = torch.nn.functional.one_hot(
+        cluster_node_labels(context, labelled, classes), classes
+    )
+    return vote_from_neighbours(*context.test_neighbours(CLUSTER_FEATURES), train_classes.float())
