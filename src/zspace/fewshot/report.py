@@ -204,7 +204,8 @@ def write_outputs(out: Path, summary: dict) -> list[Path]:
 
 def curve_table(summary: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the learning curve: one row per label count, with its draw rule,
-    the draws it took and each cell's mean [95% CI] (a † where the target was not reached)."""
+    the most draws a cell took and each cell's mean [95% CI] (a † where the target was not
+    reached; "(n draws)" where a cell stopped before the most)."""
     points = summary["curve"]
     series = list(dict.fromkeys((p["method"], p["head"]) for p in points))
     by_key = {(p["method"], p["head"], p["labels"]): p for p in points}
@@ -212,12 +213,14 @@ def curve_table(summary: dict) -> tuple[list[str], list[list[str]]]:
     header += [method if head == "-" else f"{method} `{head}`" for method, head in series]
     rows = []
     for count in list(dict.fromkeys(p["labels"] for p in points)):
-        first = next(p for p in points if p["labels"] == count)
-        row = [str(count), str(first["draws"]), first["draw_rule"]]
+        row_points = [p for p in points if p["labels"] == count]
+        most = max(p["draws"] for p in row_points)  # each cell stops on its own
+        row = [str(count), str(most), row_points[0]["draw_rule"]]
         for method, head in series:
             point = by_key.get((method, head, count))
             mark = "" if point is None or point["target_reached"] else " †"
-            row.append(cell(point) + mark)
+            fewer = "" if point is None or point["draws"] == most else f" ({point['draws']} draws)"
+            row.append(cell(point) + mark + fewer)
         rows.append(row)
     return header, rows
 
@@ -232,9 +235,10 @@ def curve_markdown(summary: dict) -> str:
         f"Autoencoder: `{study['ae_run']}`. {accuracy_label(summary).capitalize()} (%) on"
         f" {evaluation_text(summary)}, mean [95% CI] over the draws of the labelled set (seed"
         f" {study['seed']}); every method sees the same draws. {CI_NOTE}",
-        f"Draws per label count: {study['draws']} first, then more until every 95% CI"
-        f" half-width is at most {config['target_halfwidth_points']} points, or"
-        f" {config['max_draws']} draws (†: stopped there short of the target). Counts that are"
+        f"Draws per label count and method: {study['draws']} first, then more until its 95%"
+        f" CI half-width is at most {config['target_halfwidth_points']} points, or"
+        f" {config['max_draws']} draws (†: stopped there short of the target); the draws column"
+        " gives the most a method took, and a method that needed fewer says so. Counts that are"
         " multiples of 10 are drawn balanced (count/10 per class), others at random.",
         "",
         *_markdown_rows(header, rows),

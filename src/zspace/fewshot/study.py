@@ -215,8 +215,9 @@ def run_study(
 
     Returns the summary written to fewshot.json: {"config", "results", "differences",
     "timings", "evaluated_on" ("test" or "validation"), "evaluation_images"}; with `out`,
-    also writes table.md, fewshot.csv and the plots there. `context` (from `load_context` for the same data, autoencoder, seed and device) lets several studies
-    share features and graphs that are costly to build; its preparation timings are shared too.
+    also writes table.md, fewshot.csv and the plots there. `context` (from `load_context`
+    for the same data, autoencoder, seed and device) lets several studies share features and
+    graphs that are costly to build; its preparation timings are shared too.
     """
     config.validate()
     parse_heads(config.heads)  # a bad head spec is refused before any work
